@@ -1,0 +1,51 @@
+"""Runtime settings, read once per cold start from the environment that template.yaml sets.
+
+The environment variable names here are the contract between template.yaml, the local stack and the handlers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from videobatch.errors import ConfigurationError
+from videobatch.twelvelabs import limits
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    table_name: str = Field(min_length=1)
+    event_bus_name: str = Field(min_length=1)
+    results_prefix: str = "results/"
+    twelvelabs_base_url: str = "https://api.twelvelabs.io/v1.3"
+    # Name or ARN of the Secrets Manager secret holding the API key; the key itself never sits in the environment.
+    twelvelabs_api_key_secret: str = Field(min_length=1)
+    scheduler_group_name: str = "default"
+    scheduler_role_arn: str = ""
+    batch_checker_arn: str = ""
+    max_active_batches: int = Field(default=limits.MAX_ACTIVE_BATCHES, ge=1, le=limits.MAX_ACTIVE_BATCHES)
+    reserved_batch_slots: int = Field(default=0, ge=0, le=limits.MAX_ACTIVE_BATCHES - 1)
+    max_items_per_batch: int = Field(default=limits.MAX_REQUESTS_PER_BATCH, ge=1, le=limits.MAX_REQUESTS_PER_BATCH)
+    max_content_seconds_per_batch: float = Field(
+        default=limits.MAX_CONTENT_SECONDS_PER_BATCH, gt=0, le=limits.MAX_CONTENT_SECONDS_PER_BATCH
+    )
+    # Count only each item's analysis window towards the content-hour limit instead of the whole video.
+    count_windows_only: bool = False
+    max_wait_seconds: float = Field(default=900.0, ge=0)
+    max_attempts: int = Field(default=3, ge=1)
+    expiry_grace_seconds: float = Field(default=300.0, ge=0)
+    presigned_url_ttl_seconds: int = Field(default=6 * 3600, ge=60, le=7 * 24 * 3600)
+    flush_lease_seconds: float = Field(default=240.0, gt=0)
+    asset_timeout_seconds: float = Field(default=6 * 3600.0, gt=0)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from upper-case environment variables named after the fields."""
+        raw = {name: environ[name.upper()] for name in cls.model_fields if name.upper() in environ}
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+            raise ConfigurationError(f"invalid settings: {problems}") from exc
