@@ -1,0 +1,684 @@
+"""The project's TwelveLabs API client: httpx + pydantic, light to import, deadline-aware, safe on retries.
+
+Time budget: every call gets a deadline on ``clock.monotonic()``: the smaller of the call's ``max_wait_seconds``
+(else the client's ``default_max_wait_seconds``) and ``time_remaining()`` when given (e.g. the Lambda's remaining
+time minus a margin). Each attempt's timeout is clamped to what is left, backoff sleeps go through ``clock.sleep``,
+and when the budget runs out the call raises DeadlineExceededError carrying the last error.
+
+Retries follow RetryPolicy. Creates (batch, asset, upload session) are never repeated after they may have
+reached the API: a timeout, a dropped connection or a 5xx raises OutcomeUnknownError. For ``create_batch`` this
+means DeadlineExceededError, TransportError, RateLimitError and other 4xx all guarantee no batch was created.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any, Final, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from videobatch.clock import Clock, SystemClock
+from videobatch.errors import (
+    ConflictError,
+    DeadlineExceededError,
+    NotFoundError,
+    OutcomeUnknownError,
+    RequestValidationError,
+    ServerError,
+    TwelveLabsError,
+)
+from videobatch.twelvelabs import limits
+from videobatch.twelvelabs.models import (
+    Asset,
+    AssetType,
+    Batch,
+    BatchCreated,
+    BatchCreateRequest,
+    BatchResultItem,
+    BatchStatus,
+    ChunkReport,
+    CompletedChunk,
+    MultipartUpload,
+    MultipartUploadStatus,
+    Page,
+    PresignedUrls,
+    Task,
+    TaskStatus,
+    UploadType,
+)
+from videobatch.twelvelabs.retry import RetryPolicy, StopReason
+from videobatch.twelvelabs.validation import validate_batch_request
+from videobatch.twelvelabs.wire import status_error, transport_error
+
+DEFAULT_BASE_URL: Final = "https://api.twelvelabs.io/v1.3"
+DEFAULT_MAX_WAIT_SECONDS: Final = 30.0
+DEFAULT_ATTEMPT_TIMEOUT_SECONDS: Final = 10.0
+_CANCELED_OR_CANCELING: Final = frozenset({"canceling", "canceled"})
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+ItemT = TypeVar("ItemT", bound=BaseModel)
+logger = logging.getLogger(__name__)
+
+Params = Mapping[str, str | int | bool | Sequence[str] | None]
+RequestBuilder = Callable[[httpx.Timeout], httpx.Request]
+
+
+@dataclass
+class _Trace:
+    """What happened across one call's attempts; lets cancel/delete recognise their own earlier success."""
+
+    attempts: int = 0
+    retried_after_ambiguity: bool = False
+
+
+class TwelveLabsClient:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        clock: Clock | None = None,
+        time_remaining: Callable[[], float] | None = None,
+        default_max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
+        attempt_timeout_seconds: float = DEFAULT_ATTEMPT_TIMEOUT_SECONDS,
+        retry_policy: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not api_key:
+            raise RequestValidationError("api_key", "must not be empty")
+        self._clock: Clock = clock or SystemClock()
+        self._time_remaining = time_remaining
+        self._default_max_wait_seconds = default_max_wait_seconds
+        self._attempt_timeout_seconds = attempt_timeout_seconds
+        self._policy = retry_policy or RetryPolicy()
+        self._http = httpx.Client(base_url=base_url, headers={"x-api-key": api_key}, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> TwelveLabsClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- assets -----------------------------------------------------------------------------------------------
+
+    def create_asset_from_url(
+        self,
+        url: str,
+        *,
+        filename: str | None = None,
+        user_metadata: Mapping[str, Any] | None = None,
+        enable_hls: bool | None = None,
+        enable_thumbnail: bool | None = None,
+        max_wait_seconds: float | None = None,
+    ) -> Asset:
+        """``POST /assets`` with ``method=url``: the platform fetches the video (up to 4 GB) itself."""
+        fields = _form_fields(
+            method="url",
+            url=url,
+            filename=filename,
+            user_metadata=user_metadata,
+            enable_hls=enable_hls,
+            enable_thumbnail=enable_thumbnail,
+        )
+        return self._create_asset(fields, None, max_wait_seconds)
+
+    def create_asset_from_file(
+        self,
+        file: bytes | IO[bytes],
+        *,
+        filename: str,
+        content_type: str = "application/octet-stream",
+        user_metadata: Mapping[str, Any] | None = None,
+        enable_hls: bool | None = None,
+        enable_thumbnail: bool | None = None,
+        max_wait_seconds: float | None = None,
+    ) -> Asset:
+        """``POST /assets`` with ``method=direct``: the file travels in the multipart body (up to 200 MB)."""
+        if isinstance(file, bytes) and len(file) > limits.MAX_DIRECT_UPLOAD_BYTES:
+            raise RequestValidationError(
+                "file", f"direct uploads are limited to {limits.MAX_DIRECT_UPLOAD_BYTES} bytes"
+            )
+        fields = _form_fields(
+            method="direct",
+            filename=filename,
+            user_metadata=user_metadata,
+            enable_hls=enable_hls,
+            enable_thumbnail=enable_thumbnail,
+        )
+        return self._create_asset(fields, (filename, file, content_type), max_wait_seconds)
+
+    def retrieve_asset(self, asset_id: str, *, max_wait_seconds: float | None = None) -> Asset:
+        path = f"assets/{_segment('asset_id', asset_id)}"
+        return self._json_call(Asset, "GET", path, max_wait_seconds=max_wait_seconds)
+
+    def list_assets(
+        self,
+        *,
+        page: int = 1,
+        page_limit: int | None = None,
+        asset_ids: Sequence[str] | None = None,
+        asset_types: Sequence[AssetType] | None = None,
+        filename: str | None = None,
+        max_wait_seconds: float | None = None,
+    ) -> Page[Asset]:
+        """One page of ``GET /assets``; ``asset_ids`` and ``asset_types`` go out as repeated query keys."""
+        params: Params = {
+            "page": page,
+            "page_limit": _page_limit(page_limit),
+            "asset_ids": asset_ids,
+            "asset_types": asset_types,
+            "filename": filename,
+        }
+        return self._json_call(Page[Asset], "GET", "assets", params=params, max_wait_seconds=max_wait_seconds)
+
+    def iter_assets(
+        self,
+        *,
+        page_limit: int | None = None,
+        asset_ids: Sequence[str] | None = None,
+        asset_types: Sequence[AssetType] | None = None,
+        filename: str | None = None,
+    ) -> Iterator[Asset]:
+        """Every matching asset, page after page, until a page comes back empty."""
+        return _iter_pages(
+            lambda page: self.list_assets(
+                page=page, page_limit=page_limit, asset_ids=asset_ids, asset_types=asset_types, filename=filename
+            )
+        )
+
+    def delete_asset(self, asset_id: str, *, force: bool | None = None, max_wait_seconds: float | None = None) -> None:
+        path = f"assets/{_segment('asset_id', asset_id)}"
+        self._delete(path, {"force": force}, max_wait_seconds)
+
+    # --- multipart upload -------------------------------------------------------------------------------------
+
+    def create_multipart_upload(
+        self,
+        *,
+        filename: str,
+        total_size: int,
+        type: UploadType = "video",
+        enable_hls: bool | None = None,
+        enable_thumbnail: bool | None = None,
+        user_metadata: Mapping[str, Any] | None = None,
+        max_wait_seconds: float | None = None,
+    ) -> MultipartUpload:
+        """``POST /assets/multipart-uploads``: a session with an asset id, chunk size and the first presigned URLs."""
+        if not 1 <= total_size <= limits.MAX_MULTIPART_UPLOAD_BYTES:
+            raise RequestValidationError("total_size", f"must be 1 to {limits.MAX_MULTIPART_UPLOAD_BYTES} bytes")
+        body = _without_none(
+            {
+                "filename": filename,
+                "type": type,
+                "total_size": total_size,
+                "enable_hls": enable_hls,
+                "enable_thumbnail": enable_thumbnail,
+                "user_metadata": user_metadata,
+            }
+        )
+        return self._json_call(
+            MultipartUpload,
+            "POST",
+            "assets/multipart-uploads",
+            json_body=body,
+            idempotent=False,
+            max_wait_seconds=max_wait_seconds,
+        )
+
+    def report_completed_chunks(
+        self, upload_id: str, completed_chunks: Sequence[CompletedChunk], *, max_wait_seconds: float | None = None
+    ) -> ChunkReport:
+        """``POST /assets/multipart-uploads/{id}``; repeating a report is harmless (the API counts duplicates)."""
+        if not completed_chunks:
+            raise RequestValidationError("completed_chunks", "must hold at least one chunk")
+        body = {"completed_chunks": [chunk.model_dump(mode="json") for chunk in completed_chunks]}
+        path = f"assets/multipart-uploads/{_segment('upload_id', upload_id)}"
+        return self._json_call(ChunkReport, "POST", path, json_body=body, max_wait_seconds=max_wait_seconds)
+
+    def request_presigned_urls(
+        self, upload_id: str, *, start: int, count: int, max_wait_seconds: float | None = None
+    ) -> PresignedUrls:
+        """``POST /assets/multipart-uploads/{id}/presigned-urls`` for chunks ``start`` .. ``start + count - 1``."""
+        return self._presigned_urls(upload_id, start, count, self._deadline(max_wait_seconds))
+
+    def get_multipart_upload_status(
+        self, upload_id: str, *, page: int = 1, page_limit: int | None = None, max_wait_seconds: float | None = None
+    ) -> MultipartUploadStatus:
+        path = f"assets/multipart-uploads/{_segment('upload_id', upload_id)}"
+        params: Params = {"page": page, "page_limit": _page_limit(page_limit)}
+        return self._json_call(MultipartUploadStatus, "GET", path, params=params, max_wait_seconds=max_wait_seconds)
+
+    def upload_chunks(
+        self, upload: MultipartUpload, chunks: Iterable[bytes], *, max_wait_seconds: float | None = None
+    ) -> list[CompletedChunk]:
+        """PUT each chunk to its presigned URL (fetching more URLs when needed) and return the ETag proofs.
+
+        ``chunks`` is consumed lazily, so it can stream from S3; every chunk but the last must be exactly
+        ``upload.chunk_size`` bytes and there must be ``upload.total_chunks`` of them. The proofs still have to be
+        reported with ``report_completed_chunks``. ``max_wait_seconds`` budgets the whole upload.
+        """
+        deadline = self._deadline(max_wait_seconds)
+        urls = {presigned.chunk_index: presigned.url for presigned in upload.upload_urls}
+        proofs: list[CompletedChunk] = []
+        for chunk_index, chunk in enumerate(_sized_chunks(chunks, upload.chunk_size, upload.total_chunks), start=1):
+            if chunk_index not in urls:
+                count = min(limits.MAX_PRESIGNED_URLS_PER_CALL, upload.total_chunks - chunk_index + 1)
+                fresh = self._presigned_urls(upload.upload_id, chunk_index, count, deadline)
+                urls.update({presigned.chunk_index: presigned.url for presigned in fresh.upload_urls})
+            if chunk_index not in urls:
+                raise TwelveLabsError(
+                    f"upload {upload.upload_id}: the API returned no presigned URL for chunk {chunk_index}"
+                )
+            etag = self._put_chunk(urls[chunk_index], chunk, chunk_index, upload.upload_headers or {}, deadline)
+            proofs.append(CompletedChunk(chunk_index=chunk_index, proof=etag, chunk_size=len(chunk)))
+        return proofs
+
+    # --- batches ----------------------------------------------------------------------------------------------
+
+    def create_batch(self, request: BatchCreateRequest, *, max_wait_seconds: float | None = None) -> BatchCreated:
+        """``POST /analyze/batches`` after checking every documented rule locally.
+
+        Only attempts that provably created nothing are repeated (connect failures, 429). A timeout, a dropped
+        connection or a 5xx raises OutcomeUnknownError: reconcile by listing batches, never resubmit blindly.
+        """
+        validate_batch_request(request)
+        body = request.model_dump(mode="json", exclude_none=True)
+        deadline = self._deadline(max_wait_seconds)
+        response = self._execute(
+            self._builder("POST", "analyze/batches", json_body=body), deadline=deadline, idempotent=False
+        )
+        # A success status means the batch exists; a body we cannot read leaves its id unknown to us.
+        return _parse(BatchCreated, response, unreadable=OutcomeUnknownError)
+
+    def retrieve_batch(self, batch_id: str, *, max_wait_seconds: float | None = None) -> Batch:
+        path = f"analyze/batches/{_segment('batch_id', batch_id)}"
+        return self._json_call(Batch, "GET", path, max_wait_seconds=max_wait_seconds)
+
+    def list_batches(
+        self,
+        *,
+        page: int = 1,
+        page_limit: int | None = None,
+        status: Sequence[BatchStatus] | None = None,
+        analysis_mode: Sequence[limits.AnalysisMode] | None = None,
+        max_wait_seconds: float | None = None,
+    ) -> Page[Batch]:
+        """One page of ``GET /analyze/batches`` (newest first); filters go out as repeated query keys."""
+        params: Params = {
+            "page": page,
+            "page_limit": _page_limit(page_limit),
+            "status": status,
+            "analysis_mode": analysis_mode,
+        }
+        return self._json_call(Page[Batch], "GET", "analyze/batches", params=params, max_wait_seconds=max_wait_seconds)
+
+    def iter_batches(
+        self,
+        *,
+        page_limit: int | None = None,
+        status: Sequence[BatchStatus] | None = None,
+        analysis_mode: Sequence[limits.AnalysisMode] | None = None,
+    ) -> Iterator[Batch]:
+        """Every matching batch, page after page, until a page comes back with an empty ``data``."""
+        return _iter_pages(
+            lambda page: self.list_batches(page=page, page_limit=page_limit, status=status, analysis_mode=analysis_mode)
+        )
+
+    @contextmanager
+    def stream_batch_results(
+        self, batch_id: str, *, max_wait_seconds: float | None = None
+    ) -> Iterator[Iterator[BatchResultItem]]:
+        """``GET /analyze/batches/{id}/results`` as an iterator of parsed lines, read from the network as consumed.
+
+        Opening is retried like any GET; errors (404 ...) raise when the ``with`` block is entered. Blank and
+        unparsable lines are skipped, as the official SDK does. ``max_wait_seconds`` covers opening the stream and
+        bounds each read, not the consumer's time between lines.
+        """
+        path = f"analyze/batches/{_segment('batch_id', batch_id)}/results"
+        deadline = self._deadline(max_wait_seconds)
+        response = self._execute(self._builder("GET", path), deadline=deadline, idempotent=True, stream=True)
+        try:
+            yield _result_lines(response, batch_id)
+        finally:
+            response.close()
+
+    def cancel_batch(self, batch_id: str, *, max_wait_seconds: float | None = None) -> Batch:
+        """``POST /analyze/batches/{id}/cancel``; repeats after an ambiguous attempt are safe.
+
+        A cancel that reached the API moves the batch to ``canceling``, so a repeat answers 409; when an earlier
+        attempt of this call may have landed, that 409 is resolved by reading the batch and returning it if it
+        is canceling or canceled.
+        """
+        path = f"analyze/batches/{_segment('batch_id', batch_id)}"
+        deadline = self._deadline(max_wait_seconds)
+        trace = _Trace()
+        try:
+            response = self._execute(
+                self._builder("POST", f"{path}/cancel"), deadline=deadline, idempotent=True, trace=trace
+            )
+        except ConflictError:
+            if not trace.retried_after_ambiguity:
+                raise
+            batch = _parse(Batch, self._execute(self._builder("GET", path), deadline=deadline, idempotent=True))
+            if batch.status not in _CANCELED_OR_CANCELING:
+                raise
+            return batch
+        return _parse(Batch, response)
+
+    def delete_batch(self, batch_id: str, *, max_wait_seconds: float | None = None) -> None:
+        """``DELETE /analyze/batches/{id}`` (terminal batches only, else ConflictError)."""
+        self._delete(f"analyze/batches/{_segment('batch_id', batch_id)}", None, max_wait_seconds)
+
+    # --- tasks ------------------------------------------------------------------------------------------------
+
+    def retrieve_task(self, task_id: str, *, max_wait_seconds: float | None = None) -> Task:
+        path = f"analyze/tasks/{_segment('task_id', task_id)}"
+        return self._json_call(Task, "GET", path, max_wait_seconds=max_wait_seconds)
+
+    def list_tasks(
+        self,
+        *,
+        page: int = 1,
+        page_limit: int | None = None,
+        status: TaskStatus | None = None,
+        video_url: str | None = None,
+        asset_id: str | None = None,
+        analysis_mode: limits.AnalysisMode | None = None,
+        max_wait_seconds: float | None = None,
+    ) -> Page[Task]:
+        params: Params = {
+            "page": page,
+            "page_limit": _page_limit(page_limit),
+            "status": status,
+            "video_url": video_url,
+            "asset_id": asset_id,
+            "analysis_mode": analysis_mode,
+        }
+        return self._json_call(Page[Task], "GET", "analyze/tasks", params=params, max_wait_seconds=max_wait_seconds)
+
+    def iter_tasks(
+        self,
+        *,
+        page_limit: int | None = None,
+        status: TaskStatus | None = None,
+        asset_id: str | None = None,
+        analysis_mode: limits.AnalysisMode | None = None,
+    ) -> Iterator[Task]:
+        return _iter_pages(
+            lambda page: self.list_tasks(
+                page=page, page_limit=page_limit, status=status, asset_id=asset_id, analysis_mode=analysis_mode
+            )
+        )
+
+    # --- machinery --------------------------------------------------------------------------------------------
+
+    def _deadline(self, max_wait_seconds: float | None) -> float:
+        budget_seconds = self._default_max_wait_seconds if max_wait_seconds is None else max_wait_seconds
+        if self._time_remaining is not None:
+            budget_seconds = min(budget_seconds, self._time_remaining())
+        return self._clock.monotonic() + budget_seconds
+
+    def _builder(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json_body: Any = None,
+        files: list[tuple[str, Any]] | None = None,
+    ) -> RequestBuilder:
+        query = _query(params) if params else None
+
+        def build(timeout: httpx.Timeout) -> httpx.Request:
+            return self._http.build_request(method, path, params=query, json=json_body, files=files, timeout=timeout)
+
+        return build
+
+    def _json_call(
+        self,
+        model: type[ModelT],
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json_body: Any = None,
+        idempotent: bool = True,
+        max_wait_seconds: float | None,
+    ) -> ModelT:
+        builder = self._builder(method, path, params=params, json_body=json_body)
+        response = self._execute(builder, deadline=self._deadline(max_wait_seconds), idempotent=idempotent)
+        return _parse(model, response)
+
+    def _create_asset(
+        self,
+        fields: list[tuple[str, Any]],
+        file: tuple[str, bytes | IO[bytes], str] | None,
+        max_wait_seconds: float | None,
+    ) -> Asset:
+        parts = [*fields, ("file", file)] if file is not None else fields
+        stream = None if file is None or isinstance(file[1], bytes) else file[1]
+        start = stream.tell() if stream is not None else 0
+        build = self._builder("POST", "assets", files=parts)
+
+        def rewinding_build(timeout: httpx.Timeout) -> httpx.Request:
+            # A retry (only after a connect failure) must send the file from its start again.
+            if stream is not None:
+                stream.seek(start)
+            return build(timeout)
+
+        response = self._execute(rewinding_build, deadline=self._deadline(max_wait_seconds), idempotent=False)
+        return _parse(Asset, response)
+
+    def _delete(self, path: str, params: Params | None, max_wait_seconds: float | None) -> None:
+        trace = _Trace()
+        try:
+            self._execute(
+                self._builder("DELETE", path, params=params),
+                deadline=self._deadline(max_wait_seconds),
+                idempotent=True,
+                trace=trace,
+            )
+        except NotFoundError:
+            # After an ambiguous attempt, "gone" is most likely our own earlier delete having worked.
+            if not trace.retried_after_ambiguity:
+                raise
+
+    def _presigned_urls(self, upload_id: str, start: int, count: int, deadline: float) -> PresignedUrls:
+        if start < 1:
+            raise RequestValidationError("start", "must be >= 1 (chunk indexes are 1-based)")
+        if not 1 <= count <= limits.MAX_PRESIGNED_URLS_PER_CALL:
+            raise RequestValidationError("count", f"must be 1 to {limits.MAX_PRESIGNED_URLS_PER_CALL}")
+        path = f"assets/multipart-uploads/{_segment('upload_id', upload_id)}/presigned-urls"
+        builder = self._builder("POST", path, json_body={"start": start, "count": count})
+        return _parse(PresignedUrls, self._execute(builder, deadline=deadline, idempotent=True))
+
+    def _put_chunk(self, url: str, chunk: bytes, chunk_index: int, headers: Mapping[str, str], deadline: float) -> str:
+        def build(timeout: httpx.Timeout) -> httpx.Request:
+            # Built outside the API client's defaults on purpose: the presigned URL must not receive the API key.
+            request = httpx.Request(
+                "PUT", url, content=chunk, headers={**headers, "content-type": "application/octet-stream"}
+            )
+            request.extensions["timeout"] = timeout.as_dict()
+            return request
+
+        response = self._execute(build, deadline=deadline, idempotent=True)
+        etag = str(response.headers.get("etag", "")).strip('"')
+        if not etag:
+            raise TwelveLabsError(f"chunk {chunk_index}: the upload answered {response.status_code} without an ETag")
+        return etag
+
+    def _execute(
+        self,
+        build: RequestBuilder,
+        *,
+        deadline: float,
+        idempotent: bool,
+        trace: _Trace | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send until a success, a definitive error, exhausted attempts or the deadline."""
+        trace = trace or _Trace()
+        last_error: Exception | None = None
+        while True:
+            remaining_seconds = deadline - self._clock.monotonic()
+            if remaining_seconds <= 0:
+                raise DeadlineExceededError(f"time budget spent after {trace.attempts} attempt(s)", last_error)
+            trace.attempts += 1
+            timeout = httpx.Timeout(min(self._attempt_timeout_seconds, remaining_seconds))
+            outcome = self._attempt(build(timeout), idempotent=idempotent, stream=stream)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            error = outcome
+            decision = self._policy.decide(
+                attempt=trace.attempts,
+                error=error,
+                remaining_seconds=deadline - self._clock.monotonic(),
+                idempotent=idempotent,
+            )
+            if not decision.retry:
+                if decision.stop_reason is StopReason.BUDGET_EXHAUSTED:
+                    raise DeadlineExceededError(
+                        f"no time left to retry after {trace.attempts} attempt(s): {error}", error
+                    ) from error
+                raise error
+            trace.retried_after_ambiguity |= isinstance(error, OutcomeUnknownError | ServerError)
+            last_error = error
+            self._clock.sleep(decision.delay_seconds)
+
+    def _attempt(self, request: httpx.Request, *, idempotent: bool, stream: bool) -> httpx.Response | TwelveLabsError:
+        """One send: the response on success, else the error it amounts to (not raised, so the caller can retry)."""
+        try:
+            response = self._http.send(request, stream=stream)
+        except httpx.HTTPError as exc:
+            return transport_error(exc, request)
+        if response.is_success:
+            return response
+        if stream:
+            response.read()
+            response.close()
+        error: TwelveLabsError = status_error(response, self._clock.now())
+        if not idempotent and isinstance(error, ServerError):
+            # A gateway may answer 5xx after the backend acted: for a create, that outcome is unknown.
+            unknown = OutcomeUnknownError(f"{request.method} {request.url.path}: {error}")
+            unknown.__cause__ = error
+            error = unknown
+        return error
+
+
+def _parse(
+    model: type[ModelT], response: httpx.Response, *, unreadable: type[TwelveLabsError] = TwelveLabsError
+) -> ModelT:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first["loc"]) or "body"
+        raise unreadable(
+            f"{response.request.method} {response.request.url.path} answered {response.status_code} with an "
+            f"unexpected body for {model.__name__} at {location}: {first['msg']} "
+            f"({exc.error_count()} problem(s))"
+        ) from exc
+
+
+def _result_lines(response: httpx.Response, batch_id: str) -> Iterator[BatchResultItem]:
+    skipped = 0
+    for line in response.iter_lines():
+        if not line.strip():
+            continue
+        try:
+            yield BatchResultItem.model_validate_json(line)
+        except ValidationError:
+            skipped += 1
+    if skipped:
+        logger.warning("batch %s: skipped %d unparsable result line(s)", batch_id, skipped)
+
+
+def _iter_pages(fetch: Callable[[int], Page[ItemT]]) -> Iterator[ItemT]:
+    # The SDK's pager ignores page_info and stops only at a page with no data; do the same.
+    page_number = 1
+    while True:
+        page = fetch(page_number)
+        if not page.data:
+            return
+        yield from page.data
+        page_number += 1
+
+
+def _sized_chunks(chunks: Iterable[bytes], chunk_size: int, total_chunks: int) -> Iterator[bytes]:
+    """Yield the chunks, holding one back to know which is last: only the last may be shorter than chunk_size."""
+    held: bytes | None = None
+    count = 0
+    for chunk in chunks:
+        if held is not None:
+            if len(held) != chunk_size:
+                raise RequestValidationError(
+                    f"chunks.{count}", f"must be exactly chunk_size={chunk_size} bytes (only the last may be shorter)"
+                )
+            yield held
+        count += 1
+        if count > total_chunks:
+            raise RequestValidationError("chunks", f"more chunks than the session's total_chunks={total_chunks}")
+        held = chunk
+    if held is None or count != total_chunks:
+        raise RequestValidationError("chunks", f"got {count} chunk(s), the session expects total_chunks={total_chunks}")
+    if not 1 <= len(held) <= chunk_size:
+        raise RequestValidationError(f"chunks.{count}", f"must be 1 to chunk_size={chunk_size} bytes")
+    yield held
+
+
+def _segment(field: str, value: str) -> str:
+    if not value:
+        raise RequestValidationError(field, "must not be empty")
+    return quote(value, safe="")
+
+
+def _page_limit(page_limit: int | None) -> int | None:
+    if page_limit is not None and not 1 <= page_limit <= limits.MAX_PAGE_LIMIT:
+        raise RequestValidationError("page_limit", f"must be 1 to {limits.MAX_PAGE_LIMIT}")
+    return page_limit
+
+
+def _query(params: Params) -> list[tuple[str, str | int | float | bool | None]]:
+    """Query pairs without the unset ones; sequences become repeated keys (``status=a&status=b``)."""
+    pairs: list[tuple[str, str | int | float | bool | None]] = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            pairs.append((key, "true" if value else "false"))
+        elif isinstance(value, str | int):
+            pairs.append((key, value))
+        else:
+            pairs.extend((key, element) for element in value)
+    return pairs
+
+
+def _form_fields(**values: Any) -> list[tuple[str, Any]]:
+    """multipart/form-data text parts (no filename), as the API expects even when no file is attached."""
+    fields: list[tuple[str, Any]] = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, Mapping):
+            text = json.dumps(dict(value))
+        else:
+            text = str(value)
+        fields.append((name, (None, text)))
+    return fields
+
+
+def _without_none(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: dict(value) if isinstance(value, Mapping) else value for key, value in values.items() if value is not None
+    }
