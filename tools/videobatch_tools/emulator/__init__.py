@@ -1,0 +1,31 @@
+"""A local emulator of the TwelveLabs v1.3 API (assets, multipart uploads, batch analysis, tasks).
+
+``EmulatorServer(EmulatorConfig(...)).start()`` serves it on a thread; ``videobatch emulator`` from the CLI.
+Heavy modules (PyAV) load only when the server module is imported.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from videobatch_tools.emulator.models import EmulatorSettings
+    from videobatch_tools.emulator.server import EmulatorConfig, EmulatorServer
+    from videobatch_tools.emulator.state import EmulatorState
+
+__all__ = ["EmulatorConfig", "EmulatorServer", "EmulatorSettings", "EmulatorState"]
+
+_EXPORTS = {
+    "EmulatorConfig": "videobatch_tools.emulator.server",
+    "EmulatorServer": "videobatch_tools.emulator.server",
+    "EmulatorSettings": "videobatch_tools.emulator.models",
+    "EmulatorState": "videobatch_tools.emulator.state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(name)

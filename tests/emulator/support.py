@@ -1,0 +1,78 @@
+"""Shared helpers for tests that talk to a running emulator over real HTTP (127.0.0.1, port 0)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from videobatch_tools.emulator import EmulatorConfig, EmulatorServer, EmulatorSettings
+
+API_KEY = "test-key"
+ASSET_READY_SECONDS = 5.0
+
+
+def test_config(**overrides: Any) -> EmulatorConfig:
+    settings = EmulatorSettings(item_concurrency=2, content_seconds_per_second=10.0, asset_ready_seconds=5.0)
+    return EmulatorConfig(api_key=API_KEY, settings=settings, multipart_chunk_bytes=4096, **overrides)
+
+
+@contextmanager
+def running(**overrides: Any) -> Iterator[EmulatorServer]:
+    with EmulatorServer(test_config(**overrides)) as server:
+        yield server
+
+
+class Emu:
+    """An API client (with key) and a control client for one emulator."""
+
+    def __init__(self, server: EmulatorServer) -> None:
+        self.server = server
+        self.api = httpx.Client(base_url=server.api_url, headers={"x-api-key": API_KEY}, timeout=30.0)
+        self.control = httpx.Client(base_url=server.base_url, timeout=30.0)
+
+    def close(self) -> None:
+        self.api.close()
+        self.control.close()
+
+    def advance(self, seconds: float) -> str:
+        response = self.control.post("/_emulator/clock", json={"advance_seconds": seconds})
+        response.raise_for_status()
+        now: str = response.json()["now"]
+        return now
+
+    def settings(self, **changes: Any) -> dict[str, Any]:
+        response = self.control.post("/_emulator/settings", json=changes)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def faults(self, rules: list[dict[str, Any]], seed: int = 0) -> httpx.Response:
+        return self.control.post("/_emulator/faults", json={"seed": seed, "rules": rules})
+
+    def upload(self, path: Path, *, ready: bool = True) -> str:
+        with path.open("rb") as handle:
+            response = self.api.post("/assets", data={"method": "direct"}, files={"file": (path.name, handle)})
+        assert response.status_code == 201, response.text
+        asset_id: str = response.json()["_id"]
+        if ready:
+            self.advance(ASSET_READY_SECONDS)
+        return asset_id
+
+    def create_batch(self, requests: list[dict[str, Any]], **body: Any) -> httpx.Response:
+        payload = {"model_name": "pegasus1.5", "analysis_mode": "general", "requests": requests, **body}
+        payload.setdefault("defaults", {"prompt": {"input_text": "Describe the video."}})
+        return self.api.post("/analyze/batches", json=payload)
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        response = self.api.get(f"/analyze/batches/{batch_id}")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+
+def item(asset_id: str, **fields: Any) -> dict[str, Any]:
+    return {"video": {"type": "asset_id", "asset_id": asset_id}, **fields}

@@ -1,0 +1,600 @@
+"""The emulator's state: assets, multipart uploads, batches and tasks, behind one lock.
+
+Every public method takes the lock and first brings the simulation up to the clock's "now"
+(see ``processing`` for the model), so answers are a pure function of the clock and of the requests so far.
+Retention: 30 days after creation a batch and its tasks are deleted. Upload sessions expire after 24 h.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import random
+import secrets
+import shutil
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from videobatch.clock import Clock, ManualClock, rfc3339
+from videobatch.twelvelabs import limits
+from videobatch_tools.emulator import views
+from videobatch_tools.emulator.api_errors import ApiError, invalid, not_found
+from videobatch_tools.emulator.faults import FaultPlan
+from videobatch_tools.emulator.media import MediaInfo, MediaProbeError, probe_media
+from videobatch_tools.emulator.models import (
+    AssetMethod,
+    AssetRecord,
+    BatchRecord,
+    EmulatorSettings,
+    ItemRecord,
+    UploadSession,
+)
+from videobatch_tools.emulator.outputs import OutputGenerationError, generate_output
+from videobatch_tools.emulator.processing import advance_batch, request_cancel
+from videobatch_tools.emulator.validation import BatchRequest, plan_window
+
+UPLOAD_SESSION_SECONDS = 24 * 3_600
+PRESIGNED_URL_SECONDS = 3_600
+DEFAULT_MULTIPART_CHUNK_BYTES = 5 * 1024 * 1024
+DEFAULT_ITEM_FAILURE_MESSAGE = "The analysis failed (injected fault)."
+
+
+class EmulatorState:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        settings: EmulatorSettings,
+        storage_dir: Path,
+        seed: int = 0,
+        max_direct_upload_bytes: int = limits.MAX_DIRECT_UPLOAD_BYTES,
+        multipart_chunk_bytes: int = DEFAULT_MULTIPART_CHUNK_BYTES,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock
+        self.settings = settings
+        self.storage_dir = storage_dir
+        self.max_direct_upload_bytes = max_direct_upload_bytes
+        self.multipart_chunk_bytes = multipart_chunk_bytes
+        self.faults: FaultPlan | None = None
+        self.assets: dict[str, AssetRecord] = {}
+        self.uploads: dict[str, UploadSession] = {}
+        self.batches: dict[str, BatchRecord] = {}
+        self.tasks: dict[str, ItemRecord] = {}
+        self._ids = random.Random(seed)
+        self._signing_key = secrets.token_bytes(32)
+
+    # ----- clock, settings, faults
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def sync(self) -> datetime:
+        """Bring every batch and upload session up to now; returns now."""
+        with self.lock:
+            now = self.clock.now()
+            for batch in list(self.batches.values()):
+                if now >= batch.created_at + timedelta(seconds=limits.RESULT_RETENTION_SECONDS):
+                    self._forget_batch(batch)
+                    continue
+                advance_batch(batch, now, self.settings, self._finish_item)
+            for session in self.uploads.values():
+                if session.status == "active" and now >= session.expires_at:
+                    session.status = "expired"
+            return now
+
+    def advance_clock(self, seconds: float) -> datetime:
+        with self.lock:
+            if not isinstance(self.clock, ManualClock):
+                raise ApiError(409, "clock_not_virtual", "The clock can only be moved when it is virtual.")
+            if seconds < 0:
+                raise invalid("advance_seconds", "must be >= 0")
+            self.sync()
+            moment = self.clock.advance(seconds)
+            self.sync()
+            return moment
+
+    def update_settings(self, changes: dict[str, Any]) -> EmulatorSettings:
+        with self.lock:
+            self.sync()
+            merged = EmulatorSettings.model_validate({**self.settings.model_dump(), **changes})
+            self.settings = merged
+            return merged
+
+    def new_id(self) -> str:
+        with self.lock:
+            return f"{self._ids.getrandbits(96):024x}"
+
+    # ----- assets
+
+    def add_asset(
+        self,
+        *,
+        method: AssetMethod,
+        filename: str | None,
+        user_metadata: dict[str, Any] | None,
+        enable_hls: bool,
+        enable_thumbnail: bool,
+        content_path: Path | None,
+        fetch_error: str | None = None,
+    ) -> dict[str, Any]:
+        """Register an asset whose bytes (if any) are at ``content_path``; probes them now, reveals later."""
+        media, error = self._probe(content_path) if content_path is not None else (None, fetch_error)
+        with self.lock:
+            now = self.sync()
+            asset_id = self.new_id()
+            stored = self._store(content_path, asset_id) if content_path is not None else None
+            asset = AssetRecord(
+                asset_id=asset_id,
+                method=method,
+                filename=filename,
+                created_at=now,
+                user_metadata=user_metadata,
+                enable_hls=enable_hls,
+                enable_thumbnail=enable_thumbnail,
+                content_path=stored,
+                media=media,
+                error_message=error,
+                ready_at=now + timedelta(seconds=self.settings.asset_ready_seconds),
+            )
+            self.assets[asset_id] = asset
+            return views.asset_view(asset, now)
+
+    def get_asset(self, asset_id: str) -> dict[str, Any]:
+        with self.lock:
+            now = self.sync()
+            return views.asset_view(self._asset(asset_id), now)
+
+    def asset_content(self, asset_id: str) -> Path:
+        with self.lock:
+            path = self._asset(asset_id).content_path
+            if path is None:
+                raise not_found("asset content", asset_id)
+            return path
+
+    def delete_asset(self, asset_id: str) -> None:
+        with self.lock:
+            asset = self._asset(asset_id)
+            del self.assets[asset_id]
+            if asset.content_path is not None:
+                asset.content_path.unlink(missing_ok=True)
+
+    def list_assets(
+        self, *, asset_ids: list[str], asset_types: list[str], filename: str | None
+    ) -> list[dict[str, Any]]:
+        with self.lock:
+            now = self.sync()
+            chosen = [
+                asset
+                for asset in self.assets.values()
+                if (not asset_ids or asset.asset_id in asset_ids)
+                # Every emulated asset is a video (the emulator serves the video pipeline).
+                and (not asset_types or "video" in asset_types)
+                and (filename is None or filename.lower() in (asset.filename or "").lower())
+            ]
+            return [views.asset_view(asset, now) for asset in reversed(chosen)]
+
+    # ----- multipart uploads
+
+    def create_upload(
+        self,
+        *,
+        filename: str,
+        total_size_bytes: int,
+        enable_hls: bool,
+        enable_thumbnail: bool,
+        user_metadata: dict[str, Any] | None,
+        base_url: str,
+    ) -> dict[str, Any]:
+        with self.lock:
+            now = self.sync()
+            total_chunks = math.ceil(total_size_bytes / self.multipart_chunk_bytes)
+            asset_id = self.new_id()
+            self.assets[asset_id] = AssetRecord(
+                asset_id=asset_id,
+                method="multipart",
+                filename=filename,
+                created_at=now,
+                user_metadata=user_metadata,
+                enable_hls=enable_hls,
+                enable_thumbnail=enable_thumbnail,
+            )
+            session = UploadSession(
+                upload_id=self.new_id(),
+                asset_id=asset_id,
+                filename=filename,
+                total_size_bytes=total_size_bytes,
+                chunk_size_bytes=self.multipart_chunk_bytes,
+                total_chunks=total_chunks,
+                created_at=now,
+                expires_at=now + timedelta(seconds=UPLOAD_SESSION_SECONDS),
+                updated_at=now,
+            )
+            self.uploads[session.upload_id] = session
+            first = min(total_chunks, limits.MAX_PRESIGNED_URLS_PER_CALL)
+            urls, expires_at = self._presign(session, 1, first, base_url, now)
+            return {
+                "upload_id": session.upload_id,
+                "asset_id": asset_id,
+                "upload_urls": views.upload_urls_view(urls, expires_at),
+                "chunk_size": session.chunk_size_bytes,
+                "total_chunks": total_chunks,
+                "expires_at": rfc3339(session.expires_at),
+            }
+
+    def presigned_urls(self, upload_id: str, *, start: int, count: int, base_url: str) -> dict[str, Any]:
+        with self.lock:
+            now = self.sync()
+            session = self._active_upload(upload_id)
+            if not 1 <= start <= session.total_chunks:
+                raise invalid("start", f"must be between 1 and {session.total_chunks}")
+            if not 1 <= count <= limits.MAX_PRESIGNED_URLS_PER_CALL:
+                raise invalid("count", f"must be between 1 and {limits.MAX_PRESIGNED_URLS_PER_CALL}")
+            last = min(session.total_chunks, start + count - 1)
+            urls, expires_at = self._presign(session, start, last, base_url, now)
+            return {
+                "upload_id": upload_id,
+                "start_index": start,
+                "count": len(urls),
+                "upload_urls": views.upload_urls_view(urls, expires_at),
+                "generated_at": rfc3339(now),
+                "expires_at": rfc3339(expires_at),
+            }
+
+    def put_chunk(self, upload_id: str, index: int, *, expires: str, signature: str, data: bytes) -> str:
+        """Store one chunk PUT to a presigned URL; returns its ETag (MD5 hex of the bytes)."""
+        with self.lock:
+            now = self.sync()
+            self._check_signature(upload_id, index, expires, signature, now)
+            session = self._active_upload(upload_id)
+            expected = self._chunk_size(session, index)
+            if len(data) != expected:
+                raise invalid("body", f"chunk {index} must be {expected} bytes, got {len(data)}")
+            path = self.storage_dir / "uploads" / upload_id / str(index)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            session.received[index] = (etag, len(data))
+            session.updated_at = now
+            return etag
+
+    def report_chunks(self, upload_id: str, completed_chunks: list[dict[str, Any]], base_url: str) -> dict[str, Any]:
+        with self.lock:
+            now = self.sync()
+            session = self._upload(upload_id)
+            if session.status not in ("active", "completed"):
+                raise ApiError(400, "upload_not_active", f"The upload session {upload_id} is {session.status}.")
+            processed = duplicates = 0
+            for position, chunk in enumerate(completed_chunks):
+                index = self._verify_proof(session, chunk, f"completed_chunks.{position}")
+                if index in session.reported_at:
+                    duplicates += 1
+                    continue
+                session.reported_at[index] = now
+                processed += 1
+            session.updated_at = now
+            answer: dict[str, Any] = {
+                "asset_id": session.asset_id,
+                "processed_chunks": processed,
+                "duplicate_chunks": duplicates,
+                "total_completed": len(session.reported_at),
+            }
+            if session.status == "active" and len(session.reported_at) == session.total_chunks:
+                self._assemble(session, now)
+            if session.status == "completed":
+                answer["url"] = f"{base_url}/_emulator/assets/{session.asset_id}/content"
+            return answer
+
+    def upload_status(self, upload_id: str, *, page: int, page_limit: int) -> dict[str, Any]:
+        with self.lock:
+            self.sync()
+            session = self._upload(upload_id)
+            indexes = list(range(1, session.total_chunks + 1))
+            shown = indexes[(page - 1) * page_limit : page * page_limit]
+            uploaded = sum(session.received[i][1] for i in session.reported_at if i in session.received)
+            return {
+                "upload_id": upload_id,
+                "status": session.status,
+                "uploaded_chunks": [views.chunk_view(session, index) for index in shown],
+                "chunks_completed": len(session.reported_at),
+                "chunks_failed": 0,
+                "chunks_pending": session.total_chunks - len(session.reported_at),
+                "page_info": views.page_info(page, page_limit, session.total_chunks),
+                "total_size": session.total_size_bytes,
+                "uploaded_size": uploaded,
+                "created_at": rfc3339(session.created_at),
+                "updated_at": rfc3339(session.updated_at),
+            }
+
+    def incomplete_uploads(self) -> list[dict[str, Any]]:
+        with self.lock:
+            self.sync()
+            active = [s for s in self.uploads.values() if s.status == "active"]
+            return [views.upload_summary_view(session) for session in reversed(active)]
+
+    # ----- batches and tasks
+
+    def create_batch(self, request: BatchRequest) -> dict[str, Any]:
+        with self.lock:
+            now = self.sync()
+            batch_id = self.new_id()
+            items = [self._plan_item(batch_id, request, index, now) for index in range(len(request.items))]
+            content_seconds = sum(item.content_seconds for item in items)
+            if content_seconds > limits.MAX_CONTENT_SECONDS_PER_BATCH:
+                hours = content_seconds / 3_600
+                raise invalid("requests", f"the batch holds {hours:.1f} content hours; at most 2,000 are accepted")
+            active = sum(1 for b in self.batches.values() if b.status in limits.ACTIVE_BATCH_STATUSES)
+            if active >= limits.MAX_ACTIVE_BATCHES:
+                raise ApiError(
+                    429,
+                    "too_many_active_batches",
+                    f"You already have {active} active batches; at most {limits.MAX_ACTIVE_BATCHES} are allowed.",
+                )
+            batch = BatchRecord(
+                batch_id=batch_id,
+                analysis_mode=request.analysis_mode,
+                model_name=limits.MODEL_NAME,
+                created_at=now,
+                expires_at=now + timedelta(seconds=limits.BATCH_EXPIRY_SECONDS),
+                items=items,
+                advanced_to=now,
+            )
+            self.batches[batch_id] = batch
+            self.tasks.update({item.task_id: item for item in items})
+            return views.batch_created_view(batch)
+
+    def get_batch(self, batch_id: str) -> dict[str, Any]:
+        with self.lock:
+            self.sync()
+            return views.batch_view(self._batch(batch_id))
+
+    def list_batches(self, *, statuses: list[str], modes: list[str]) -> list[dict[str, Any]]:
+        with self.lock:
+            self.sync()
+            chosen = [
+                batch
+                for batch in reversed(self.batches.values())
+                if (not statuses or batch.status in statuses) and (not modes or batch.analysis_mode in modes)
+            ]
+            return [views.batch_view(batch) for batch in chosen]
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        with self.lock:
+            now = self.sync()
+            batch = self._batch(batch_id)
+            if batch.status not in ("pending", "processing"):
+                raise ApiError(409, "batch_not_cancelable", f"A batch in status {batch.status} cannot be canceled.")
+            request_cancel(batch, now)
+            return views.batch_view(batch)
+
+    def delete_batch(self, batch_id: str) -> None:
+        with self.lock:
+            self.sync()
+            batch = self._batch(batch_id)
+            if batch.status not in limits.TERMINAL_BATCH_STATUSES:
+                raise ApiError(
+                    409, "batch_not_terminal", f"A batch in status {batch.status} cannot be deleted; cancel it first."
+                )
+            self._forget_batch(batch)
+
+    def batch_results(self, batch_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            self.sync()
+            return [views.result_line(item) for item in self._batch(batch_id).items]
+
+    def get_task(self, task_id: str) -> dict[str, Any]:
+        with self.lock:
+            self.sync()
+            item = self.tasks.get(task_id)
+            if item is None:
+                raise not_found("task", task_id)
+            return views.task_view(item, self.batches[item.batch_id].analysis_mode)
+
+    def list_tasks(self, *, status: str | None, asset_id: str | None, mode: str | None) -> list[dict[str, Any]]:
+        with self.lock:
+            self.sync()
+            chosen: list[dict[str, Any]] = []
+            for batch in reversed(self.batches.values()):
+                if mode is not None and batch.analysis_mode != mode:
+                    continue
+                for item in batch.items:
+                    if (status is None or item.status == status) and (asset_id is None or item.asset_id == asset_id):
+                        chosen.append(views.task_view(item, batch.analysis_mode))
+            return chosen
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything, for tests and debugging (``GET /_emulator/state``)."""
+        with self.lock:
+            now = self.sync()
+            return {
+                "now": rfc3339(now),
+                "clock": "virtual" if isinstance(self.clock, ManualClock) else "real",
+                "settings": self.settings.model_dump(),
+                "faults": self.faults.describe() if self.faults else {"seed": 0, "rules": [], "fired": []},
+                "assets": [views.asset_view(asset, now) for asset in self.assets.values()],
+                "uploads": [s.model_dump(mode="json") for s in self.uploads.values()],
+                "batches": [
+                    {**views.batch_view(b), "items": [i.model_dump(mode="json") for i in b.items]}
+                    for b in self.batches.values()
+                ],
+            }
+
+    def iter_batches(self) -> Iterator[BatchRecord]:
+        with self.lock:
+            yield from list(self.batches.values())
+
+    # ----- internals
+
+    def _plan_item(self, batch_id: str, request: BatchRequest, index: int, now: datetime) -> ItemRecord:
+        wanted = request.items[index]
+        field = f"requests.{index}"
+        asset = self.assets.get(wanted.asset_id)
+        if asset is None:
+            raise not_found("asset", wanted.asset_id)
+        status = views.asset_status(asset, now)
+        if status != "ready" or asset.media is None:
+            raise ApiError(409, "asset_not_ready", f"{field}.video.asset_id: the asset {asset.asset_id} is {status}.")
+        window = plan_window(wanted.params, asset.media.duration_seconds, field)
+        mode = request.analysis_mode
+        params = {
+            "temperature": limits.DEFAULT_TEMPERATURE,
+            "max_tokens": limits.DEFAULT_MAX_TOKENS[mode],
+            **wanted.params,
+        }
+        return ItemRecord(
+            task_id=self.new_id(),
+            batch_id=batch_id,
+            custom_id=wanted.custom_id,
+            asset_id=asset.asset_id,
+            asset_filename=asset.filename,
+            video_duration_seconds=asset.media.duration_seconds,
+            window_start_seconds=window.start_seconds,
+            window_end_seconds=window.end_seconds,
+            too_long=window.too_long,
+            request_params=params,
+            created_at=now,
+        )
+
+    def _finish_item(self, item: ItemRecord, at: datetime) -> None:
+        item.completed_at = at
+        item.finishes_at = None
+        failure = self.faults.item_failure(item.task_id) if self.faults else None
+        if failure is not None:
+            item.status = "failed"
+            item.error = {"code": failure.code, "message": failure.message or DEFAULT_ITEM_FAILURE_MESSAGE}
+            return
+        try:
+            output = generate_output(
+                analysis_mode=self.batches[item.batch_id].analysis_mode,
+                request_params=item.request_params,
+                asset_id=item.asset_id,
+                asset_filename=item.asset_filename,
+                video_duration_seconds=item.video_duration_seconds,
+                window_start_seconds=item.window_start_seconds,
+                window_end_seconds=item.window_end_seconds,
+                seed=item.task_id,
+            )
+        except OutputGenerationError as exc:
+            # The platform fails such a task on its own (an unsatisfiable schema, no room in max_tokens).
+            item.status = "failed"
+            item.error = {"code": exc.code, "message": exc.message}
+            return
+        item.status = "ready"
+        item.result = {
+            "generation_id": hashlib.sha256(f"generation:{item.task_id}".encode()).hexdigest()[:24],
+            "data": output.data,
+            "finish_reason": output.finish_reason,
+            "usage": {"output_tokens": output.output_tokens, "input_tokens": output.input_tokens},
+        }
+
+    def _forget_batch(self, batch: BatchRecord) -> None:
+        for item in batch.items:
+            self.tasks.pop(item.task_id, None)
+        self.batches.pop(batch.batch_id, None)
+
+    def _asset(self, asset_id: str) -> AssetRecord:
+        asset = self.assets.get(asset_id)
+        if asset is None:
+            raise not_found("asset", asset_id)
+        return asset
+
+    def _batch(self, batch_id: str) -> BatchRecord:
+        batch = self.batches.get(batch_id)
+        if batch is None:
+            raise not_found("batch", batch_id)
+        return batch
+
+    def _upload(self, upload_id: str) -> UploadSession:
+        session = self.uploads.get(upload_id)
+        if session is None:
+            raise not_found("upload session", upload_id)
+        return session
+
+    def _active_upload(self, upload_id: str) -> UploadSession:
+        session = self._upload(upload_id)
+        if session.status != "active":
+            raise ApiError(400, "upload_not_active", f"The upload session {upload_id} is {session.status}.")
+        return session
+
+    def _probe(self, path: Path) -> tuple[MediaInfo | None, str | None]:
+        try:
+            return probe_media(path), None
+        except MediaProbeError as error:
+            return None, str(error)
+
+    def _store(self, source: Path, asset_id: str) -> Path:
+        target = self.storage_dir / "assets" / asset_id
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(source, target)
+        return target
+
+    def _presign(
+        self, session: UploadSession, first: int, last: int, base_url: str, now: datetime
+    ) -> tuple[list[tuple[int, str]], datetime]:
+        expires_at = now + timedelta(seconds=PRESIGNED_URL_SECONDS)
+        expires = str(int(expires_at.timestamp()))
+        urls = [
+            (
+                index,
+                f"{base_url}/_uploads/{session.upload_id}/{index}"
+                f"?expires={expires}&signature={self._sign(session.upload_id, index, expires)}",
+            )
+            for index in range(first, last + 1)
+        ]
+        return urls, expires_at
+
+    def _sign(self, upload_id: str, index: int, expires: str) -> str:
+        message = f"{upload_id}:{index}:{expires}".encode()
+        return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()
+
+    def _check_signature(self, upload_id: str, index: int, expires: str, signature: str, now: datetime) -> None:
+        if not hmac.compare_digest(self._sign(upload_id, index, expires), signature):
+            raise ApiError(403, "signature_invalid", "The presigned URL's signature does not match.")
+        if not expires.isdigit() or now.timestamp() >= int(expires):
+            raise ApiError(403, "url_expired", "The presigned URL has expired; request a new one.")
+
+    def _chunk_size(self, session: UploadSession, index: int) -> int:
+        if not 1 <= index <= session.total_chunks:
+            raise invalid("chunk_index", f"must be between 1 and {session.total_chunks}")
+        if index < session.total_chunks:
+            return session.chunk_size_bytes
+        return session.total_size_bytes - session.chunk_size_bytes * (session.total_chunks - 1)
+
+    def _verify_proof(self, session: UploadSession, chunk: Any, field: str) -> int:
+        if not isinstance(chunk, dict):
+            raise invalid(field, "must be an object")
+        index = chunk.get("chunk_index")
+        if not isinstance(index, int) or not 1 <= index <= session.total_chunks:
+            raise invalid(f"{field}.chunk_index", f"must be between 1 and {session.total_chunks}")
+        if chunk.get("proof_type") != "etag":
+            raise invalid(f"{field}.proof_type", "must be 'etag'")
+        received = session.received.get(index)
+        if received is None:
+            raise invalid(f"{field}.chunk_index", f"chunk {index} was never uploaded")
+        proof = str(chunk.get("proof", "")).strip('"')
+        if proof != received[0]:
+            raise invalid(f"{field}.proof", f"does not match the ETag of chunk {index}")
+        if chunk.get("chunk_size") != received[1]:
+            raise invalid(f"{field}.chunk_size", f"chunk {index} holds {received[1]} bytes")
+        return index
+
+    def _assemble(self, session: UploadSession, now: datetime) -> None:
+        parts = self.storage_dir / "uploads" / session.upload_id
+        target = self.storage_dir / "assets" / session.asset_id
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as out:
+            for index in range(1, session.total_chunks + 1):
+                out.write((parts / str(index)).read_bytes())
+        shutil.rmtree(parts, ignore_errors=True)
+        asset = self.assets.get(session.asset_id)
+        session.status = "completed"
+        if asset is None:
+            target.unlink(missing_ok=True)
+            return
+        asset.content_path = target
+        asset.media, asset.error_message = self._probe(target)
+        asset.ready_at = now + timedelta(seconds=self.settings.asset_ready_seconds)
