@@ -1,4 +1,3 @@
-import time
 from pathlib import Path
 
 import av
@@ -97,13 +96,10 @@ def test_audio_shorter_than_the_encoded_opening_is_flushed(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("audio", [False, True])
 def test_two_and_a_half_hour_video_is_cheap(tmp_path: Path, audio: bool) -> None:
-    started = time.perf_counter()
+    # How long this takes is a benchmark's business (benchmarks/samples.py), not a test's.
     path = write_sample_video(
         tmp_path / "long.mp4", duration_seconds=TWO_AND_A_HALF_HOURS_SECONDS, width=16, height=16, fps=0.2, audio=audio
     )
-    elapsed_seconds = time.perf_counter() - started
-
-    assert elapsed_seconds < 5
     assert path.stat().st_size < 1_000_000
     info = probe_media(path)
     assert info.duration_seconds == pytest.approx(TWO_AND_A_HALF_HOURS_SECONDS, abs=0.2)

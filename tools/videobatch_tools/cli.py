@@ -11,7 +11,7 @@ import argparse
 import importlib
 from collections.abc import Sequence
 
-COMMAND_MODULES: tuple[str, ...] = ("videobatch_tools.emulator.command",)
+COMMAND_MODULES: tuple[str, ...] = ("videobatch_tools.emulator.command", "videobatch_tools.demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
