@@ -9,6 +9,7 @@ these classes exactly once, so callers catch by meaning, never by transport deta
     │   ├── RequestValidationError    a TwelveLabs request that the API would reject (names field and rule)
     │   └── RejectedUploadError       an uploaded object that cannot be analysed (not a video, too large, ...)
     ├── StaleStateError               a conditional write lost against newer state
+    ├── InvalidTransitionError        an item state change the lifecycle forbids (a bug)
     └── TwelveLabsError               anything that went wrong talking to TwelveLabs
         ├── TransportError            no request reached the API (connect failure): safe to retry
         ├── OutcomeUnknownError       the request may have taken effect (timeout / drop / 5xx after sending)
@@ -162,3 +163,18 @@ def api_error_class(status_code: int) -> type[APIStatusError]:
     if status_code >= 500:
         return ServerError
     return _BY_STATUS.get(status_code, APIStatusError)
+
+
+class InvalidTransitionError(VideoBatchError):
+    """Code asked for an item state change the lifecycle does not allow: a bug, never retried.
+
+    Distinct from StaleStateError (someone else moved the item first, a normal race): this one means the
+    caller's own idea of the lifecycle is wrong.
+    """
+
+    def __init__(self, source: str, target: str, allowed: tuple[str, ...]) -> None:
+        allowed_text = ", ".join(allowed) or "nothing (terminal state)"
+        super().__init__(f"illegal item transition {source} -> {target}; {source} may only move to {allowed_text}")
+        self.source = source
+        self.target = target
+        self.allowed = allowed

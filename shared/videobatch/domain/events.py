@@ -1,0 +1,148 @@
+"""Outgoing EventBridge events: what the pipeline tells the rest of the account.
+
+Contract (documented for consumers in events/README.md):
+
+- ``source`` is always ``videobatch``; ``detail-type`` is one of ``Item Succeeded``, ``Item Failed``,
+  ``Batch Submitted``, ``Batch Finished``.
+- Every detail carries ``schema_version`` (``"1.0"``). Adding an optional field keeps 1.x; removing or renaming a
+  field, or changing its meaning, bumps the major version. Consumers should ignore fields they do not know.
+- Times are RFC 3339 UTC, durations are seconds (``*_seconds``), sizes are counts of requests or items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from videobatch.errors import InvalidInputError
+from videobatch.twelvelabs.limits import AnalysisMode
+
+SOURCE: Final = "videobatch"
+SCHEMA_VERSION: Final = "1.0"
+_S3_URI: Final = r"^s3://[^/]+/.+$"
+
+
+class _Detail(BaseModel):
+    # Producers are strict (extra="forbid") so a typo never ships; consumers should parse leniently.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    DETAIL_TYPE: ClassVar[str]
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    occurred_at: AwareDatetime
+
+
+class _ItemDetail(_Detail):
+    item_id: str = Field(min_length=1)
+    bucket: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    version_id: str | None = None
+    profile: str | None = None
+    attempts: int = Field(ge=0)  # submissions to TwelveLabs so far
+    registered_at: AwareDatetime | None = None  # when the upload became an item
+
+
+class ItemSucceeded(_ItemDetail):
+    DETAIL_TYPE: ClassVar[str] = "Item Succeeded"
+
+    analysis_mode: AnalysisMode
+    result_s3_uri: str = Field(pattern=_S3_URI)
+    result_media_type: Literal["text/plain", "application/json"]
+    batch_id: str = Field(min_length=1)
+    task_ids: tuple[str, ...] = Field(min_length=1)  # one per analysis window
+    window_count: int = Field(ge=1)
+    video_duration_seconds: float = Field(gt=0)
+    truncated: bool  # some window stopped at max_tokens: raise max_tokens in the profile
+    submitted_at: AwareDatetime
+
+
+class ItemFailed(_ItemDetail):
+    DETAIL_TYPE: ClassVar[str] = "Item Failed"
+
+    stage: Literal["ingest", "asset", "packing", "submission", "analysis"]
+    failure_code: str = Field(min_length=1)
+    failure_message: str = Field(min_length=1, max_length=4_000)
+    batch_id: str | None = None
+    task_ids: tuple[str, ...] = ()
+
+
+class BatchSubmitted(_Detail):
+    DETAIL_TYPE: ClassVar[str] = "Batch Submitted"
+
+    batch_id: str = Field(min_length=1)
+    analysis_mode: AnalysisMode
+    item_count: int = Field(ge=1)  # videos
+    request_count: int = Field(ge=1)  # windows: what counts towards the 1,000-request limit
+    content_seconds: float = Field(gt=0)  # what counts towards the content-hour limit
+    fill_ratio: float = Field(ge=0, le=1)
+    trigger: Literal["full", "max_wait"]
+    oldest_queued_at: AwareDatetime
+    oldest_wait_seconds: float = Field(ge=0)
+    expires_at: AwareDatetime
+
+
+class BatchFinished(_Detail):
+    DETAIL_TYPE: ClassVar[str] = "Batch Finished"
+
+    batch_id: str = Field(min_length=1)
+    analysis_mode: AnalysisMode
+    status: Literal["completed", "canceled", "expired"]
+    request_count: int = Field(ge=0)
+    ready_requests: int = Field(ge=0)
+    failed_requests: int = Field(ge=0)
+    canceled_requests: int = Field(ge=0)
+    items_succeeded: int = Field(ge=0)
+    items_failed: int = Field(ge=0)
+    items_requeued: int = Field(ge=0)
+    submitted_at: AwareDatetime
+    duration_seconds: float = Field(ge=0)  # submitted_at to occurred_at
+
+
+OutgoingEvent = ItemSucceeded | ItemFailed | BatchSubmitted | BatchFinished
+EVENT_TYPES: Final[dict[str, type[OutgoingEvent]]] = {
+    cls.DETAIL_TYPE: cls for cls in (ItemSucceeded, ItemFailed, BatchSubmitted, BatchFinished)
+}
+
+
+def to_put_events_entry(event: OutgoingEvent, bus_name: str) -> dict[str, Any]:
+    """The boto3 ``put_events`` entry for one event; item events name the S3 object as their resource."""
+    entry: dict[str, Any] = {
+        "Source": SOURCE,
+        "DetailType": event.DETAIL_TYPE,
+        "Detail": event.model_dump_json(),
+        "EventBusName": bus_name,
+        "Time": event.occurred_at,
+        "Resources": [],
+    }
+    if isinstance(event, _ItemDetail):
+        entry["Resources"] = [f"arn:aws:s3:::{event.bucket}/{event.key}"]
+    return entry
+
+
+class EventEnvelope(BaseModel):
+    """The EventBridge envelope as a rule target receives it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    version: str
+    id: str
+    detail_type: str = Field(alias="detail-type")
+    source: Literal["videobatch"]
+    account: str
+    time: AwareDatetime
+    region: str
+    resources: list[str]
+    detail: dict[str, Any]
+
+
+def parse_event(envelope: Mapping[str, Any]) -> OutgoingEvent:
+    """Parse a delivered event back into its detail model (consumers' tests, the sample check)."""
+    parsed = EventEnvelope.model_validate(envelope)
+    event_type = EVENT_TYPES.get(parsed.detail_type)
+    if event_type is None:
+        raise InvalidInputError(
+            f"detail-type {parsed.detail_type!r} is not a videobatch event; expected one of {', '.join(EVENT_TYPES)}"
+        )
+    return event_type.model_validate(parsed.detail)

@@ -1,0 +1,137 @@
+"""An item is one uploaded video moving through the pipeline; this module holds its lifecycle and identifiers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Final, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from videobatch.errors import InvalidInputError, InvalidTransitionError
+from videobatch.twelvelabs import limits
+
+
+class ItemState(StrEnum):
+    REGISTERED = "registered"  # item written, TwelveLabs asset being created
+    ASSET_PROCESSING = "asset_processing"  # asset exists, platform still processing it
+    QUEUED = "queued"  # asset ready, waiting for a batch
+    CLAIMED = "claimed"  # taken by a flush, the batch-create call is about to happen or in flight
+    SUBMITTED = "submitted"  # part of a live batch
+    DONE = "done"  # result stored
+    FAILED = "failed"  # terminal failure with a FailureReason
+
+
+ALLOWED_TRANSITIONS: Final[Mapping[ItemState, frozenset[ItemState]]] = {
+    ItemState.REGISTERED: frozenset({ItemState.ASSET_PROCESSING, ItemState.FAILED}),
+    ItemState.ASSET_PROCESSING: frozenset({ItemState.QUEUED, ItemState.FAILED}),
+    # queued -> failed: an item the packer can never fit (or a profile that vanished).
+    ItemState.QUEUED: frozenset({ItemState.CLAIMED, ItemState.FAILED}),
+    # claimed -> queued: the create call was rejected retryably, or reconciliation found no batch.
+    ItemState.CLAIMED: frozenset({ItemState.SUBMITTED, ItemState.QUEUED, ItemState.FAILED}),
+    # submitted -> queued: canceled/expired/timed-out or retryable failure, another attempt follows.
+    ItemState.SUBMITTED: frozenset({ItemState.DONE, ItemState.QUEUED, ItemState.FAILED}),
+    ItemState.DONE: frozenset(),
+    ItemState.FAILED: frozenset(),
+}
+
+TERMINAL_STATES: Final[frozenset[ItemState]] = frozenset(
+    state for state, targets in ALLOWED_TRANSITIONS.items() if not targets
+)
+
+
+def check_transition(source: ItemState, target: ItemState) -> None:
+    """Raise InvalidTransitionError unless the lifecycle allows ``source -> target`` (self-moves included)."""
+    allowed = ALLOWED_TRANSITIONS[source]
+    if target not in allowed:
+        raise InvalidTransitionError(source.value, target.value, tuple(sorted(state.value for state in allowed)))
+
+
+ITEM_ID_LENGTH: Final = 32
+_ITEM_ID_PATTERN: Final = re.compile(r"^[0-9a-f]{32}$")
+_CUSTOM_ID_PATTERN: Final = re.compile(r"^(?P<item_id>[0-9a-f]{32})-a(?P<attempt>\d{1,9})-w(?P<window>\d{1,3})$")
+
+
+def item_id_for(bucket: str, key: str, version_id: str | None) -> str:
+    """The deterministic id of one object version: 32 lowercase hex characters.
+
+    The three parts are JSON-encoded before hashing so no choice of separators can make two different objects
+    collide (``a/b`` + ``c`` vs ``a`` + ``b/c``). S3 names the version of an object written while versioning was
+    off either not at all or ``"null"``, depending on the API; all spellings of "no version" give the same id.
+    """
+    version = None if version_id in (None, "", "null") else version_id
+    material = json.dumps([bucket, key, version], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:ITEM_ID_LENGTH]
+
+
+class CustomId(BaseModel):
+    """What a batch request's custom_id encodes: which item, which attempt, which window."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    item_id: str = Field(pattern=_ITEM_ID_PATTERN.pattern)
+    attempt: int = Field(ge=0, le=999_999_999)
+    window_index: int = Field(ge=0, le=999)
+
+    def __str__(self) -> str:
+        return f"{self.item_id}-a{self.attempt}-w{self.window_index}"
+
+
+def custom_id_for(item_id: str, attempt: int, window_index: int) -> str:
+    """``<item_id>-a<attempt>-w<window>``: at most 49 characters of ``[0-9a-z-]``, unique per request ever sent.
+
+    The attempt is part of the id so results of an older, superseded submission can be told apart.
+    """
+    problems = []
+    if not _ITEM_ID_PATTERN.match(item_id):
+        problems.append(f"item_id {item_id!r} is not 32 lowercase hex characters")
+    if not 0 <= attempt <= 999_999_999:
+        problems.append(f"attempt {attempt} is outside 0..999999999")
+    if not 0 <= window_index <= 999:
+        problems.append(f"window_index {window_index} is outside 0..999")
+    if problems:
+        raise InvalidInputError("cannot build custom_id: " + "; ".join(problems))
+    value = f"{item_id}-a{attempt}-w{window_index}"
+    assert limits.CUSTOM_ID_PATTERN.match(value)  # guaranteed by the checks above
+    return value
+
+
+def parse_custom_id(value: str) -> CustomId:
+    """Invert custom_id_for; a custom_id this pipeline did not write raises InvalidInputError."""
+    match = _CUSTOM_ID_PATTERN.match(value)
+    if match is None:
+        raise InvalidInputError(f"custom_id {value!r} is not <32 hex>-a<attempt>-w<window> as written by this pipeline")
+    return CustomId(item_id=match["item_id"], attempt=int(match["attempt"]), window_index=int(match["window"]))
+
+
+class Window(BaseModel):
+    """One analysis window of a video, in seconds from the start of the video."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int = Field(ge=0)
+    start_seconds: float = Field(ge=0, allow_inf_nan=False)
+    end_seconds: float = Field(gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Self:
+        if self.end_seconds <= self.start_seconds:
+            raise ValueError(f"end_seconds {self.end_seconds} must be after start_seconds {self.start_seconds}")
+        return self
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.end_seconds - self.start_seconds
+
+
+class FailureReason(BaseModel):
+    """Why an item ended in ``failed``: a stable machine code and a message that tells a person what to do."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str = Field(min_length=1, max_length=128)
+    message: str = Field(min_length=1)
+    retryable: bool = False

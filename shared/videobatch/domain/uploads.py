@@ -1,0 +1,183 @@
+"""Decide what to do with a newly uploaded S3 object before anything else touches it.
+
+Outcomes:
+
+- ``UploadDecision.IGNORE``: the object is not an upload at all (our own result files under the results prefix, or
+  a "folder" marker the S3 console creates). No item is created and nothing is reported, so writing results into
+  the watched bucket can never loop or flood the failure events.
+- ``UploadDecision.PROCESS``: analyse it; the plan says how to hand it to TwelveLabs (``url`` up to 4 GB,
+  ``multipart`` up to 10 GB) and which container the first bytes show.
+- ``RejectedUploadError(reason, message)``: a real upload that cannot be analysed; the caller records a failed item
+  so the uploader learns why. Reasons: ``empty_object``, ``not_a_video_extension``, ``too_large``,
+  ``not_a_video_content``.
+
+Extension and content must both look like video, but they need not agree with each other: mislabelled containers
+(an MKV named .mp4) are common and play fine, a PDF named .mp4 is not a video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Final, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from videobatch.errors import ConfigurationError, RejectedUploadError
+from videobatch.twelvelabs import limits
+
+
+class UploadDecision(StrEnum):
+    PROCESS = "process"
+    IGNORE = "ignore"
+
+
+class IgnoreReason(StrEnum):
+    RESULTS_PREFIX = "results_prefix"
+    DIRECTORY_MARKER = "directory_marker"
+
+
+class UploadMethod(StrEnum):
+    URL = "url"  # the platform fetches a presigned S3 URL (video up to 4 GB)
+    MULTIPART = "multipart"  # we stream the object in chunks (up to 10 GB)
+
+
+class Container(StrEnum):
+    ISO_BMFF = "iso_bmff"  # mp4, mov, m4v, 3gp
+    MATROSKA = "matroska"  # mkv, webm
+    AVI = "avi"
+    MPEG_TS = "mpeg_ts"
+    MPEG_PS = "mpeg_ps"
+    FLV = "flv"
+    ASF = "asf"  # wmv, asf
+
+
+VIDEO_EXTENSIONS: Final[frozenset[str]] = frozenset(
+    {
+        "mp4", "m4v", "mov", "qt", "3gp", "3g2",
+        "mkv", "webm",
+        "avi",
+        "ts", "mts", "m2ts",
+        "mpg", "mpeg", "vob",
+        "flv",
+        "wmv", "asf",
+    }
+)  # fmt: skip
+
+# The ingest reads this many leading bytes (a ranged GET) for sniffing; M2TS needs offset 196.
+HEAD_BYTES_NEEDED: Final = 512
+
+_TS_PACKET_BYTES: Final = 188
+_M2TS_PACKET_BYTES: Final = 192
+_ASF_GUID: Final = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
+# ISO-BMFF also carries still images and audio; these major brands are not video.
+_NON_VIDEO_BRANDS: Final[frozenset[bytes]] = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis", b"crx ", b"M4A ", b"M4B ", b"M4P "}
+    | {b"jp2 ", b"jpx ", b"jpm "}
+)
+# Old QuickTime files start with a top-level atom other than ftyp.
+_QUICKTIME_FIRST_ATOMS: Final[frozenset[bytes]] = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
+
+
+class UploadPlan(BaseModel):
+    """What to do with one uploaded object; ``method`` and ``container`` are set exactly when it is processed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    decision: UploadDecision
+    size_bytes: int = Field(ge=0)
+    method: UploadMethod | None = None
+    container: Container | None = None
+    ignore_reason: IgnoreReason | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        has_route = (self.method is not None, self.container is not None, self.ignore_reason is None)
+        expected = (True, True, True) if self.decision is UploadDecision.PROCESS else (False, False, False)
+        if has_route != expected:
+            raise ValueError("process plans need method and container; ignore plans need only ignore_reason")
+        return self
+
+
+def inspect_upload(*, key: str, size_bytes: int, head_bytes: bytes, results_prefix: str) -> UploadPlan:
+    """Classify an uploaded object from its key, size and first bytes (at least HEAD_BYTES_NEEDED when that big)."""
+    if not results_prefix:
+        # With an empty prefix every key would be "ours": refuse to guess rather than ignore all uploads.
+        raise ConfigurationError("results_prefix must not be empty: results would be indistinguishable from uploads")
+    if key.startswith(results_prefix):
+        return UploadPlan(
+            decision=UploadDecision.IGNORE, size_bytes=size_bytes, ignore_reason=IgnoreReason.RESULTS_PREFIX
+        )
+    if key.endswith("/"):
+        return UploadPlan(
+            decision=UploadDecision.IGNORE, size_bytes=size_bytes, ignore_reason=IgnoreReason.DIRECTORY_MARKER
+        )
+    if size_bytes <= 0:
+        raise RejectedUploadError("empty_object", f"{key} is empty (0 bytes); upload the video again")
+    _check_extension(key)
+    method = _upload_method(key, size_bytes)
+    container = sniff_container(head_bytes)
+    if container is None:
+        raise RejectedUploadError(
+            "not_a_video_content",
+            f"{key} has a video extension but its first bytes match no supported video container "
+            "(MP4/MOV, MKV/WebM, AVI, MPEG-TS, MPEG-PS, FLV, WMV)",
+        )
+    return UploadPlan(decision=UploadDecision.PROCESS, size_bytes=size_bytes, method=method, container=container)
+
+
+def _check_extension(key: str) -> None:
+    name = key.rsplit("/", 1)[-1]
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if extension not in VIDEO_EXTENSIONS:
+        shown = f".{extension}" if extension else "no extension"
+        raise RejectedUploadError(
+            "not_a_video_extension",
+            f"{key} has {shown}; expected one of {', '.join(sorted(VIDEO_EXTENSIONS))}",
+        )
+
+
+def _upload_method(key: str, size_bytes: int) -> UploadMethod:
+    if size_bytes <= limits.MAX_URL_UPLOAD_BYTES:
+        return UploadMethod.URL
+    if size_bytes <= limits.MAX_MULTIPART_UPLOAD_BYTES:
+        return UploadMethod.MULTIPART
+    raise RejectedUploadError(
+        "too_large",
+        f"{key} is {size_bytes / 1024**3:.2f} GiB; TwelveLabs accepts at most "
+        f"{limits.MAX_MULTIPART_UPLOAD_BYTES // 1024**3} GiB: split or re-encode it",
+    )
+
+
+def sniff_container(head: bytes) -> Container | None:
+    """The video container the leading bytes belong to, or None when they match none."""
+    for container, matches in _SNIFFERS:
+        if matches(head):
+            return container
+    return None
+
+
+def _is_iso_bmff(head: bytes) -> bool:
+    atom = head[4:8]
+    if atom == b"ftyp":
+        return head[8:12] not in _NON_VIDEO_BRANDS
+    return atom in _QUICKTIME_FIRST_ATOMS
+
+
+def _is_mpeg_ts(head: bytes) -> bool:
+    # One sync byte is too weak (0x47 is "G"); require the next packet's too.
+    ts = head[:1] == b"\x47" and head[_TS_PACKET_BYTES : _TS_PACKET_BYTES + 1] == b"\x47"
+    # M2TS (Blu-ray, AVCHD .mts) prefixes each packet with a 4-byte timecode.
+    m2ts = head[4:5] == b"\x47" and head[4 + _M2TS_PACKET_BYTES : 5 + _M2TS_PACKET_BYTES] == b"\x47"
+    return ts or m2ts
+
+
+_SNIFFERS: Final[tuple[tuple[Container, Callable[[bytes], bool]], ...]] = (
+    (Container.ISO_BMFF, _is_iso_bmff),
+    (Container.MATROSKA, lambda head: head.startswith(b"\x1a\x45\xdf\xa3")),
+    (Container.AVI, lambda head: head[:4] == b"RIFF" and head[8:12] == b"AVI "),
+    (Container.MPEG_PS, lambda head: head.startswith(b"\x00\x00\x01\xba")),
+    (Container.FLV, lambda head: head.startswith(b"FLV\x01")),
+    (Container.ASF, lambda head: head.startswith(_ASF_GUID)),
+    (Container.MPEG_TS, _is_mpeg_ts),
+)

@@ -1,0 +1,1 @@
+"""Shipped analysis profiles (profiles.json), read through videobatch.domain.profiles.load_default_profiles."""
