@@ -36,6 +36,11 @@ MIN_SEGMENT_SECONDS: Final = 2.0
 MAX_SEGMENT_DEFINITIONS: Final = 20
 SEGMENT_FIELD_TYPES: Final[frozenset[str]] = frozenset({"string", "boolean", "number", "integer", "array", "timestamp"})
 TIMESTAMP_FORMATS: Final[frozenset[str]] = frozenset({"seconds", "hh:mm:ss", "hh:mm:ss.fff"})
+RESERVED_SEGMENT_FIELD_NAMES: Final[frozenset[str]] = frozenset({"start_time", "end_time", "metadata"})
+ARRAY_ITEM_TYPES: Final[frozenset[str]] = frozenset({"string", "number", "boolean", "integer"})
+MAX_ENUM_VALUES: Final = 100
+MAX_MEDIA_SOURCES: Final = 4
+MEDIA_SOURCE_TYPE: Final = "image"
 REJECTED_JSON_SCHEMA_KEYWORDS: Final[frozenset[str]] = frozenset(
     {"minLength", "maxLength", "additionalProperties", "uniqueItems", "maxItems"}
 )

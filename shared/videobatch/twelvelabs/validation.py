@@ -19,6 +19,7 @@ from videobatch.twelvelabs.models import (
     AnalysisOptions,
     BatchCreateRequest,
     JsonSchemaFormat,
+    MediaSource,
     SegmentDefinition,
     SegmentDefinitionsFormat,
     SegmentField,
@@ -115,7 +116,8 @@ def _check_custom_ids(request: BatchCreateRequest) -> None:
         if item.custom_id is None:
             continue
         field = path("requests", index, "custom_id")
-        if not limits.CUSTOM_ID_PATTERN.match(item.custom_id):
+        # fullmatch: with match, the pattern's '$' would let a trailing newline through.
+        if not limits.CUSTOM_ID_PATTERN.fullmatch(item.custom_id):
             raise RequestValidationError(field, "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
         if item.custom_id in seen:
             first = path("requests", seen[item.custom_id], "custom_id")
@@ -136,6 +138,8 @@ def _check_option_values(analysis_mode: str, options: AnalysisOptions, prefix: s
     _check_mode(analysis_mode)
     if options.prompt is not None and analysis_mode == "time_based_metadata":
         raise RequestValidationError(path(prefix, "prompt"), "not allowed in time_based_metadata mode")
+    if options.prompt is not None:
+        _check_media_sources(options.prompt.media_sources, path(prefix, "prompt", "media_sources"))
     _check_temperature(options, prefix)
     _check_max_tokens(analysis_mode, options, prefix)
     _check_window(options, prefix)
@@ -243,6 +247,7 @@ def _check_segment_format(response_format: SegmentDefinitionsFormat, options: An
 
 
 def _check_segment_definition(definition: SegmentDefinition, options: AnalysisOptions, prefix: str) -> None:
+    _check_media_sources(definition.media_sources, path(prefix, "media_sources"))
     for index, segment_field in enumerate(definition.fields or []):
         _check_segment_field(segment_field, path(prefix, "fields", index))
     if definition.time_ranges:
@@ -256,10 +261,40 @@ def _check_segment_field(segment_field: SegmentField, prefix: str) -> None:
         raise RequestValidationError(
             path(prefix, "type"), f"must be one of {', '.join(sorted(limits.SEGMENT_FIELD_TYPES))}"
         )
-    if segment_field.type == "timestamp" and segment_field.format not in limits.TIMESTAMP_FORMATS:
+    if segment_field.name in limits.RESERVED_SEGMENT_FIELD_NAMES:
+        raise RequestValidationError(
+            path(prefix, "name"), f"{segment_field.name!r} is reserved (every segment carries it already)"
+        )
+    is_timestamp = segment_field.type == "timestamp"
+    if is_timestamp and segment_field.format not in limits.TIMESTAMP_FORMATS:
         raise RequestValidationError(
             path(prefix, "format"), f"timestamp fields need format {' | '.join(sorted(limits.TIMESTAMP_FORMATS))}"
         )
+    if not is_timestamp and segment_field.format is not None:
+        raise RequestValidationError(path(prefix, "format"), "allowed only when type is timestamp")
+    if segment_field.enum is not None and (is_timestamp or len(segment_field.enum) > limits.MAX_ENUM_VALUES):
+        raise RequestValidationError(
+            path(prefix, "enum"), f"at most {limits.MAX_ENUM_VALUES} values, and not for timestamp fields"
+        )
+    items = segment_field.items
+    if segment_field.type == "array":
+        if items is None or items.type not in limits.ARRAY_ITEM_TYPES or items.fields is not None:
+            raise RequestValidationError(
+                path(prefix, "items"),
+                f"array fields need items.type one of {', '.join(sorted(limits.ARRAY_ITEM_TYPES))} and no items.fields",
+            )
+    elif items is not None:
+        raise RequestValidationError(path(prefix, "items"), "allowed only when type is array")
+
+
+def _check_media_sources(sources: list[MediaSource] | None, prefix: str) -> None:
+    if sources is None:
+        return
+    if len(sources) > limits.MAX_MEDIA_SOURCES:
+        raise RequestValidationError(prefix, f"at most {limits.MAX_MEDIA_SOURCES} sources")
+    for index, source in enumerate(sources):
+        if source.media_type != limits.MEDIA_SOURCE_TYPE:
+            raise RequestValidationError(path(prefix, index, "media_type"), f"must be '{limits.MEDIA_SOURCE_TYPE}'")
 
 
 def _check_time_ranges(time_ranges: list[TimeRange], options: AnalysisOptions, prefix: str) -> None:

@@ -1,0 +1,34 @@
+"""Lambda entry point of the batch checker.
+
+Two triggers: the regular schedule (checks every open batch) and the one-time expiry schedule of one batch, whose
+input is ``{"batch_id": "..."}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from videobatch.errors import InvalidInputError
+from videobatch.runtime import get_runtime, logger, metrics
+
+
+def batch_id_of(event: dict[str, Any]) -> str | None:
+    """The batch named by an expiry schedule, or None for the regular schedule (all open batches)."""
+    if "batch_id" not in event:
+        return None
+    batch_id = event["batch_id"]
+    if not isinstance(batch_id, str) or not batch_id:
+        raise InvalidInputError(f"batch_id must be a non-empty string, got {batch_id!r}")
+    return batch_id
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    runtime = get_runtime()
+    runtime.budget.bind(context)
+    batch_id = batch_id_of(event)
+    service = runtime.batch_check_service()
+    summary = service.check_open() if batch_id is None else service.check(batch_id)
+    metrics.add_metric(name="BatchCheckRuns", unit="Count", value=1)
+    return {"work_done": summary.work_done, **summary.model_dump()}

@@ -1,0 +1,390 @@
+"""The single DynamoDB table: items, batches, claims and leases (layout in docs/dynamodb.md).
+
+Records are stored as native attributes (numbers as Decimal) plus the derived key attributes: ``pk``/``sk``, the
+sparse work-queue index ``gsi1`` and the batch-membership index ``gsi2``. Every save is a conditional put on the
+version the caller read (and the state it expects), so a lost race surfaces as StaleStateError, never as an
+overwrite.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+from pydantic import BaseModel
+
+from videobatch.errors import StaleStateError
+from videobatch.services.records import (
+    OPEN_BATCHES_QUEUE,
+    PENDING_CLAIMS_QUEUE,
+    BatchRecord,
+    BatchState,
+    ClaimRecord,
+    ClaimState,
+    ItemRecord,
+    sort_stamp,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+ITEM_SK: Final = "ITEM"
+BATCH_SK: Final = "BATCH"
+CLAIM_SK: Final = "CLAIM"
+LEASE_SK: Final = "LEASE"
+# Terminal items and closed records stay this long for audits and duplicate-event suppression, then TTL removes them.
+RETENTION_SECONDS: Final = 90 * 24 * 3600
+_BATCH_GET_MAX_KEYS: Final = 100
+_INDEX_ATTRIBUTES: Final = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "ttl")
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+def _to_attributes(record: BaseModel, keys: Mapping[str, str | int | None]) -> dict[str, Any]:
+    # JSON first: pydantic renders datetimes/enums, and parse_float=Decimal gives DynamoDB its number type.
+    plain: dict[str, Any] = json.loads(record.model_dump_json(exclude_none=True), parse_float=Decimal)
+    plain.update({name: value for name, value in keys.items() if value is not None})
+    return {name: _serializer.serialize(value) for name, value in plain.items()}
+
+
+def _from_attributes(model: type[RecordT], attributes: Mapping[str, Any]) -> RecordT:
+    plain = {name: _deserializer.deserialize(value) for name, value in attributes.items()}
+    for name in _INDEX_ATTRIBUTES:
+        plain.pop(name, None)
+    return model.model_validate(json.loads(json.dumps(plain, default=_decimal_to_number)))
+
+
+def _decimal_to_number(value: object) -> int | float:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _is_conditional_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _ttl_epoch(moment: datetime) -> int:
+    return int((moment + timedelta(seconds=RETENTION_SECONDS)).timestamp())
+
+
+class _Table:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def _put(self, attributes: dict[str, Any], condition: str, values: dict[str, Any] | None = None) -> bool:
+        """Conditional put; False when the condition failed."""
+        kwargs: dict[str, Any] = {"TableName": self._table, "Item": attributes, "ConditionExpression": condition}
+        names = {"#pk": "pk", "#version": "version", "#state": "state"}
+        kwargs["ExpressionAttributeNames"] = {name: attr for name, attr in names.items() if name in condition}
+        if values:
+            kwargs["ExpressionAttributeValues"] = {name: _serializer.serialize(v) for name, v in values.items()}
+        try:
+            self._client.put_item(**kwargs)
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        response = self._client.get_item(
+            TableName=self._table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
+        )
+        return response.get("Item")
+
+    def _query_index(
+        self, index: str, partition: str, *, until: str | None, page_size: int
+    ) -> Iterator[dict[str, Any]]:
+        """Oldest first (ascending sort key); ``until`` bounds the sort key from above (inclusive prefix compare)."""
+        key_condition = f"{index}pk = :pk"
+        values: dict[str, Any] = {":pk": {"S": partition}}
+        if until is not None:
+            key_condition += f" AND {index}sk <= :until"
+            values[":until"] = {"S": until}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": True,
+            "Limit": page_size,
+        }
+        while True:
+            response = self._client.query(**kwargs)
+            yield from response.get("Items", [])
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    def _save(self, attributes: dict[str, Any], expected_version: int, extra: Mapping[str, object]) -> bool:
+        """Put conditional on the stored version (and any extra attribute equalities)."""
+        condition = "#version = :expected_version"
+        values: dict[str, Any] = {":expected_version": expected_version}
+        for index, value in enumerate(extra.values()):
+            condition += f" AND #c{index} = :c{index}"
+            values[f":c{index}"] = value
+        names = {"#version": "version"} | {f"#c{index}": name for index, name in enumerate(extra)}
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=attributes,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={name: _serializer.serialize(v) for name, v in values.items()},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+
+class DynamoItemRepository(_Table):
+    """Items: ``pk = ITEM#{item_id}``, ``sk = ITEM``; queues in gsi1, batch membership in gsi2."""
+
+    def create(self, item: ItemRecord) -> tuple[ItemRecord, bool]:
+        """Store a new item; when one with this id exists already, return that one and False (a duplicate event)."""
+        stored = item.model_copy(update={"version": 1})
+        if self._put(self._attributes(stored), "attribute_not_exists(#pk)"):
+            return stored, True
+        existing = self.get(item.item_id)
+        if existing is None:  # deleted by TTL between the two calls; vanishingly rare, let the caller retry
+            raise StaleStateError(f"item {item.item_id} exists and vanished while being read")
+        return existing, False
+
+    def get(self, item_id: str) -> ItemRecord | None:
+        attributes = self._get(f"ITEM#{item_id}", ITEM_SK)
+        return None if attributes is None else _from_attributes(ItemRecord, attributes)
+
+    def get_many(self, item_ids: Sequence[str]) -> dict[str, ItemRecord]:
+        """Strongly consistent reads of many items (missing ones are absent from the result)."""
+        found: dict[str, ItemRecord] = {}
+        unique = list(dict.fromkeys(item_ids))
+        for start in range(0, len(unique), _BATCH_GET_MAX_KEYS):
+            keys = [
+                {"pk": {"S": f"ITEM#{i}"}, "sk": {"S": ITEM_SK}} for i in unique[start : start + _BATCH_GET_MAX_KEYS]
+            ]
+            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                for attributes in response.get("Responses", {}).get(self._table, []):
+                    record = _from_attributes(ItemRecord, attributes)
+                    found[record.item_id] = record
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def save(self, new: ItemRecord, expected: ItemRecord) -> ItemRecord:
+        """Replace ``expected`` with ``new`` (version + 1) unless someone else wrote it since; else StaleStateError.
+
+        The condition also pins the state and, when set, the claim and batch the caller saw, so the intent of the
+        check is explicit even where the version alone would already catch the race.
+        """
+        stored = new.model_copy(update={"version": expected.version + 1})
+        extra: dict[str, object] = {"state": expected.state.value}
+        if expected.claim_id is not None:
+            extra["claim_id"] = expected.claim_id
+        if expected.batch_id is not None:
+            extra["batch_id"] = expected.batch_id
+        if not self._save(self._attributes(stored), expected.version, extra):
+            raise StaleStateError(
+                f"item {expected.item_id} changed since version {expected.version} ({expected.state.value})"
+            )
+        return stored
+
+    def iter_queue(self, queue: str, *, until: datetime | None = None, page_size: int = 100) -> Iterator[ItemRecord]:
+        """Items in a work queue, oldest first; ``until`` skips items whose queue time is later (not yet eligible).
+
+        Index reads are eventually consistent: a listed item may have moved on already, which the conditional save
+        of whoever acts on it detects.
+        """
+        bound = None if until is None else f"{sort_stamp(until)}#~"
+        for attributes in self._query_index("gsi1", queue, until=bound, page_size=page_size):
+            yield _from_attributes(ItemRecord, attributes)
+
+    def iter_batch_items(self, batch_id: str, *, page_size: int = 100) -> Iterator[ItemRecord]:
+        for attributes in self._query_index("gsi2", f"BATCH#{batch_id}", until=None, page_size=page_size):
+            yield _from_attributes(ItemRecord, attributes)
+
+    @staticmethod
+    def _attributes(item: ItemRecord) -> dict[str, Any]:
+        queue = item.queue_key()
+        keys: dict[str, str | int | None] = {"pk": f"ITEM#{item.item_id}", "sk": ITEM_SK}
+        if queue is not None:
+            keys["gsi1pk"], keys["gsi1sk"] = queue
+        if item.batch_id is not None:
+            keys["gsi2pk"], keys["gsi2sk"] = f"BATCH#{item.batch_id}", item.item_id
+        if item.terminal:
+            keys["ttl"] = _ttl_epoch(item.finished_at or item.updated_at)
+        return _to_attributes(item, keys)
+
+
+class DynamoBatchRepository(_Table):
+    """Batches: ``pk = BATCH#{batch_id}``; open ones listed in gsi1 ``Q#batch_open``, oldest first."""
+
+    def create(self, batch: BatchRecord) -> BatchRecord:
+        """Store a new batch record; an identical record already there (a retried flush) is accepted."""
+        stored = batch.model_copy(update={"version": 1})
+        if self._put(self._attributes(stored), "attribute_not_exists(#pk)"):
+            return stored
+        existing = self.get(batch.batch_id)
+        if existing is None or existing.claim_id != batch.claim_id:
+            raise StaleStateError(f"batch {batch.batch_id} is recorded already for another claim")
+        return existing
+
+    def get(self, batch_id: str) -> BatchRecord | None:
+        attributes = self._get(f"BATCH#{batch_id}", BATCH_SK)
+        return None if attributes is None else _from_attributes(BatchRecord, attributes)
+
+    def save(self, new: BatchRecord, expected: BatchRecord) -> BatchRecord:
+        stored = new.model_copy(update={"version": expected.version + 1})
+        if not self._save(self._attributes(stored), expected.version, {"state": expected.state.value}):
+            raise StaleStateError(f"batch {expected.batch_id} changed since version {expected.version}")
+        return stored
+
+    def iter_open(self, *, page_size: int = 100) -> Iterator[BatchRecord]:
+        for attributes in self._query_index("gsi1", OPEN_BATCHES_QUEUE, until=None, page_size=page_size):
+            yield _from_attributes(BatchRecord, attributes)
+
+    @staticmethod
+    def _attributes(batch: BatchRecord) -> dict[str, Any]:
+        keys: dict[str, str | int | None] = {"pk": f"BATCH#{batch.batch_id}", "sk": BATCH_SK}
+        if batch.state is BatchState.OPEN:
+            keys["gsi1pk"], keys["gsi1sk"] = OPEN_BATCHES_QUEUE, f"{sort_stamp(batch.created_at)}#{batch.batch_id}"
+        else:
+            keys["ttl"] = _ttl_epoch(batch.closed_at or batch.created_at)
+        return _to_attributes(batch, keys)
+
+
+class DynamoClaimRepository(_Table):
+    """Claims: ``pk = CLAIM#{claim_id}``; pending ones listed in gsi1 ``Q#claim_pending`` for the reconciler."""
+
+    def create(self, claim: ClaimRecord) -> ClaimRecord:
+        stored = claim.model_copy(update={"version": 1})
+        if not self._put(self._attributes(stored), "attribute_not_exists(#pk)"):
+            raise StaleStateError(f"claim {claim.claim_id} exists already")
+        return stored
+
+    def get(self, claim_id: str) -> ClaimRecord | None:
+        attributes = self._get(f"CLAIM#{claim_id}", CLAIM_SK)
+        return None if attributes is None else _from_attributes(ClaimRecord, attributes)
+
+    def save(self, new: ClaimRecord, expected: ClaimRecord) -> ClaimRecord:
+        stored = new.model_copy(update={"version": expected.version + 1})
+        if not self._save(self._attributes(stored), expected.version, {"state": expected.state.value}):
+            raise StaleStateError(f"claim {expected.claim_id} changed since version {expected.version}")
+        return stored
+
+    def iter_pending(self, *, page_size: int = 100) -> Iterator[ClaimRecord]:
+        for attributes in self._query_index("gsi1", PENDING_CLAIMS_QUEUE, until=None, page_size=page_size):
+            yield _from_attributes(ClaimRecord, attributes)
+
+    @staticmethod
+    def _attributes(claim: ClaimRecord) -> dict[str, Any]:
+        keys: dict[str, str | int | None] = {"pk": f"CLAIM#{claim.claim_id}", "sk": CLAIM_SK}
+        if claim.state is ClaimState.PENDING:
+            keys["gsi1pk"], keys["gsi1sk"] = PENDING_CLAIMS_QUEUE, f"{sort_stamp(claim.created_at)}#{claim.claim_id}"
+        else:
+            keys["ttl"] = _ttl_epoch(claim.created_at)
+        return _to_attributes(claim, keys)
+
+
+class DynamoLeaseStore(_Table):
+    """Mutual exclusion for periodic jobs: ``pk = LEASE#{name}``, held until released or ``expires_at`` passes."""
+
+    def acquire(self, name: str, owner: str, *, now: datetime, duration_seconds: float) -> bool:
+        """Take the lease if it is free or expired; False when someone else holds it."""
+        expires_at = now + timedelta(seconds=duration_seconds)
+        attributes = {
+            "pk": {"S": f"LEASE#{name}"},
+            "sk": {"S": LEASE_SK},
+            "owner": {"S": owner},
+            "expires_at_epoch_ms": {"N": str(_epoch_ms(expires_at))},
+            "expires_at": {"S": sort_stamp(expires_at)},
+            # A crashed holder's record disappears eventually even if nobody takes the lease again.
+            "ttl": {"N": str(int(expires_at.timestamp()) + 24 * 3600)},
+        }
+        return self._put(
+            attributes,
+            "attribute_not_exists(#pk) OR expires_at_epoch_ms <= :now_ms OR #owner = :owner",
+            {":now_ms": _epoch_ms(now), ":owner": owner},
+        )
+
+    def release(self, name: str, owner: str) -> bool:
+        """Give the lease up if still ours; False when it expired and someone else took it meanwhile."""
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"LEASE#{name}"}, "sk": {"S": LEASE_SK}},
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def _put(self, attributes: dict[str, Any], condition: str, values: dict[str, Any] | None = None) -> bool:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=attributes,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#pk": "pk", "#owner": "owner"},
+                ExpressionAttributeValues={name: _serializer.serialize(v) for name, v in (values or {}).items()},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """CreateTable arguments for the table this module expects; mirrors template.yaml (a test keeps them equal).
+
+    Used by tests and local tooling that run without CloudFormation.
+    """
+    index_names = ("gsi1", "gsi2")
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in ("pk", "sk", *(f"{index}{part}" for index in index_names for part in ("pk", "sk")))
+        ],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": f"{index}pk", "KeyType": "HASH"},
+                    {"AttributeName": f"{index}sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index in index_names
+        ],
+    }
+
+
+def create_table(client: DynamoDBClient, table_name: str) -> None:
+    """Create the table (with TTL on ``ttl``) and wait until it is active."""
+    client.create_table(**table_definition(table_name))
+    client.get_waiter("table_exists").wait(TableName=table_name)
+    client.update_time_to_live(TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})

@@ -1,0 +1,102 @@
+"""S3: read uploaded videos (metadata, first bytes, chunks, presigned URL) and write result files exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from videobatch.errors import RejectedUploadError, StaleStateError
+from videobatch.services.ports import ObjectInfo, ObjectRef
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_MISSING_CODES: Final = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NotFound"})
+_PRECONDITION_CODES: Final = frozenset({"412", "PreconditionFailed", "409", "ConditionalRequestConflict"})
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _version_args(ref: ObjectRef) -> dict[str, Any]:
+    return {"VersionId": ref.version_id} if ref.version_id else {}
+
+
+class S3ObjectStore:
+    def __init__(self, client: S3Client) -> None:
+        self._client = client
+
+    def head(self, ref: ObjectRef) -> ObjectInfo:
+        """Size, type and ETag of the exact object version; RejectedUploadError(object_missing) when it is gone."""
+        try:
+            response = self._client.head_object(Bucket=ref.bucket, Key=ref.key, **_version_args(ref))
+        except ClientError as error:
+            if _error_code(error) in _MISSING_CODES:
+                raise RejectedUploadError(
+                    "object_missing", f"s3://{ref.bucket}/{ref.key} was deleted before it could be analysed"
+                ) from error
+            raise
+        return ObjectInfo(
+            size_bytes=response["ContentLength"],
+            content_type=response.get("ContentType"),
+            etag=response.get("ETag", "").strip('"') or None,
+        )
+
+    def read_range(self, ref: ObjectRef, start_byte: int, length_bytes: int) -> bytes:
+        """Bytes ``[start, start + length)`` (fewer at the end of the object)."""
+        if length_bytes <= 0:
+            return b""
+        response = self._client.get_object(
+            Bucket=ref.bucket,
+            Key=ref.key,
+            Range=f"bytes={start_byte}-{start_byte + length_bytes - 1}",
+            **_version_args(ref),
+        )
+        return response["Body"].read()
+
+    def iter_chunks(self, ref: ObjectRef, chunk_size_bytes: int) -> Iterator[bytes]:
+        """The object as consecutive chunks of ``chunk_size_bytes`` (the last one shorter), streamed, never whole."""
+        response = self._client.get_object(Bucket=ref.bucket, Key=ref.key, **_version_args(ref))
+        body = response["Body"]
+        try:
+            while chunk := _read_exactly(body, chunk_size_bytes):
+                yield chunk
+        finally:
+            body.close()
+
+    def presigned_get_url(self, ref: ObjectRef, expires_seconds: int) -> str:
+        params: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key, **_version_args(ref)}
+        return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_seconds)
+
+    def write_once(self, bucket: str, key: str, body: bytes, content_type: str) -> bool:
+        """Create ``key`` with ``body`` unless it exists: True when written, False when the same bytes were there.
+
+        Different bytes under the key raise StaleStateError: two different results for one video is a bug to surface,
+        not to overwrite. If-None-Match makes the check and the write one atomic step.
+        """
+        try:
+            self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
+        except ClientError as error:
+            if _error_code(error) not in _PRECONDITION_CODES:
+                raise
+            existing = self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            if existing != body:
+                raise StaleStateError(f"s3://{bucket}/{key} holds a different result already") from error
+            return False
+        return True
+
+
+def _read_exactly(body: Any, size: int) -> bytes:
+    # StreamingBody.read(n) may return fewer bytes than asked before the end; chunks must be exact for multipart.
+    parts: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        part: bytes = body.read(remaining)
+        if not part:
+            break
+        parts.append(part)
+        remaining -= len(part)
+    return b"".join(parts)

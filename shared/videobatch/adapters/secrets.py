@@ -1,0 +1,48 @@
+"""The TwelveLabs API key, from Secrets Manager through Powertools Parameters (cached across invocations)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+from videobatch.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+# A rotated key is picked up within this time without a cold start.
+DEFAULT_MAX_AGE_SECONDS: Final = 300
+
+
+class SecretApiKeyProvider:
+    def __init__(
+        self, client: SecretsManagerClient, secret_name: str, *, max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS
+    ) -> None:
+        self._provider = SecretsProvider(boto3_client=client)
+        self._name = secret_name
+        self._max_age = max_age_seconds
+
+    def __call__(self) -> str:
+        """The key; the secret may be the plain key or JSON with an ``api_key`` field."""
+        value = self._provider.get(self._name, max_age=self._max_age)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigurationError(f"secret {self._name} holds no TwelveLabs API key")
+        return _extract_key(value.strip(), self._name)
+
+
+def _extract_key(value: str, name: str) -> str:
+    if not value.startswith("{"):
+        return value
+    import json
+
+    try:
+        document = json.loads(value)
+    except ValueError as error:
+        raise ConfigurationError(f"secret {name} looks like JSON but does not parse") from error
+    key = document.get("api_key") if isinstance(document, dict) else None
+    if not isinstance(key, str) or not key:
+        raise ConfigurationError(f"secret {name} is JSON without a non-empty 'api_key' field")
+    return key

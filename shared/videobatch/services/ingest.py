@@ -1,0 +1,273 @@
+"""Ingest: one S3 "Object Created" event becomes one item whose TwelveLabs asset is being created.
+
+Idempotent by construction: the item id is derived from bucket, key and version, and the item is created only if
+absent. A redelivered event finds the item and stops, unless it is still ``registered`` (the previous attempt
+crashed or failed transiently between writing the item and recording the asset): then the asset is created now.
+That window can leave an orphan asset on TwelveLabs (created, but the crash came before its id was stored); it costs
+storage only, is never analysed, and is accepted rather than paying a second round trip on every upload.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from videobatch.clock import Clock
+from videobatch.config import Settings
+from videobatch.domain.events import ItemFailed
+from videobatch.domain.items import FailureReason, ItemState, item_id_for
+from videobatch.domain.profiles import Profile, ProfileSet
+from videobatch.domain.uploads import HEAD_BYTES_NEEDED, UploadDecision, UploadMethod, UploadPlan, inspect_upload
+from videobatch.errors import BadRequestError, InvalidInputError, RejectedUploadError, StaleStateError
+from videobatch.services.ports import (
+    EventPublisher,
+    ItemStore,
+    MetricsSink,
+    ObjectRef,
+    ObjectStore,
+    TwelveLabsAssets,
+)
+from videobatch.services.records import ItemRecord
+
+logger = logging.getLogger(__name__)
+
+
+class _AwsModel(BaseModel):
+    # AWS adds fields over time; only what we read is checked.
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class S3Bucket(_AwsModel):
+    name: str = Field(min_length=1)
+
+
+class S3Object(_AwsModel):
+    key: str = Field(min_length=1)
+    size: int = Field(default=0, ge=0)
+    etag: str | None = None
+    version_id: str | None = Field(default=None, alias="version-id")
+
+
+class ObjectCreatedDetail(_AwsModel):
+    bucket: S3Bucket
+    object: S3Object
+
+
+class ObjectCreatedEvent(_AwsModel):
+    """The EventBridge event S3 sends for a new object (delivered to the ingest queue as the message body)."""
+
+    source: Literal["aws.s3"]
+    detail_type: Literal["Object Created"] = Field(alias="detail-type")
+    time: AwareDatetime | None = None
+    detail: ObjectCreatedDetail
+
+
+def parse_object_created(message: str | Mapping[str, Any]) -> ObjectCreatedEvent:
+    """Parse the SQS body; anything else raises InvalidInputError naming the problem (the message then retries
+    and ends in the dead-letter queue, never silently dropped)."""
+    try:
+        if isinstance(message, str):
+            return ObjectCreatedEvent.model_validate_json(message)
+        return ObjectCreatedEvent.model_validate(message)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()[:5])
+        raise InvalidInputError(f"not an S3 Object Created event: {problems}") from error
+
+
+class IngestOutcome(StrEnum):
+    IGNORED = "ignored"  # not an upload (our results, folder markers)
+    DUPLICATE = "duplicate"  # the item exists and is past registration
+    REJECTED = "rejected"  # a failed item records why the upload cannot be analysed
+    ASSET_CREATED = "asset_created"  # the item waits for its asset in asset_processing
+
+
+class IngestResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    outcome: IngestOutcome
+    item_id: str
+    state: ItemState | None = None
+    reason: str | None = None
+
+
+class IngestService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        items: ItemStore,
+        objects: ObjectStore,
+        assets: TwelveLabsAssets,
+        events: EventPublisher,
+        profiles: ProfileSet,
+        metrics: MetricsSink,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._items = items
+        self._objects = objects
+        self._assets = assets
+        self._events = events
+        self._profiles = profiles
+        self._metrics = metrics
+
+    def handle(self, event: ObjectCreatedEvent) -> IngestResult:
+        detail = event.detail
+        ref = ObjectRef(bucket=detail.bucket.name, key=detail.object.key, version_id=detail.object.version_id)
+        item_id = item_id_for(ref.bucket, ref.key, ref.version_id)
+        existing = self._items.get(item_id)
+        if existing is not None:
+            return self._resume(existing)
+        try:
+            plan = self._inspect(ref)
+            if plan.decision is UploadDecision.IGNORE:
+                logger.info("ignored upload", extra={"key": ref.key, "reason": plan.ignore_reason})
+                return IngestResult(outcome=IngestOutcome.IGNORED, item_id=item_id, reason=str(plan.ignore_reason))
+            profile = self._profiles.for_key(ref.key)
+        except RejectedUploadError as rejected:
+            return self._reject(item_id, ref, rejected, event.detail.object)
+        item, created = self._items.create(self._new_item(item_id, ref, plan, profile, detail.object.etag))
+        if not created:
+            return self._resume(item)
+        return self._create_asset(item)
+
+    def _inspect(self, ref: ObjectRef) -> UploadPlan:
+        info = self._objects.head(ref)
+        head = self._objects.read_range(ref, 0, HEAD_BYTES_NEEDED) if info.size_bytes else b""
+        return inspect_upload(
+            key=ref.key, size_bytes=info.size_bytes, head_bytes=head, results_prefix=self._settings.results_prefix
+        )
+
+    def _resume(self, item: ItemRecord) -> IngestResult:
+        if item.state is ItemState.REGISTERED:
+            logger.info("resuming registered item", extra={"item_id": item.item_id})
+            return self._create_asset(item)
+        return IngestResult(outcome=IngestOutcome.DUPLICATE, item_id=item.item_id, state=item.state)
+
+    def _new_item(
+        self, item_id: str, ref: ObjectRef, plan: UploadPlan, profile: Profile, etag: str | None
+    ) -> ItemRecord:
+        now = self._clock.now()
+        return ItemRecord(
+            item_id=item_id,
+            bucket=ref.bucket,
+            key=ref.key,
+            version_id=ref.version_id,
+            etag=etag,
+            size_bytes=plan.size_bytes,
+            profile_name=profile.name,
+            analysis_mode=profile.analysis_mode,
+            state=ItemState.REGISTERED,
+            created_at=now,
+            updated_at=now,
+            upload_method=None if plan.method is None else plan.method.value,
+        )
+
+    def _create_asset(self, item: ItemRecord) -> IngestResult:
+        ref = ObjectRef(bucket=item.bucket, key=item.key, version_id=item.version_id)
+        try:
+            asset_id = self._upload(ref, item)
+        except BadRequestError as error:  # the API refused this video for good (e.g. an unreadable URL)
+            failure = FailureReason(code="asset_rejected", message=f"TwelveLabs refused the upload: {error.message}")
+            return self._fail_registered(item, failure)
+        now = self._clock.now()
+        processing = item.model_copy(
+            update={
+                "state": ItemState.ASSET_PROCESSING,
+                "asset_id": asset_id,
+                "asset_created_at": now,
+                "updated_at": now,
+            }
+        )
+        try:
+            self._items.save(processing, item)
+        except StaleStateError:
+            # A concurrent delivery of the same event won the race; the asset just created is an orphan.
+            logger.warning("asset created by a losing ingest", extra={"item_id": item.item_id, "asset_id": asset_id})
+            return IngestResult(outcome=IngestOutcome.DUPLICATE, item_id=item.item_id)
+        logger.info("asset created", extra={"item_id": item.item_id, "asset_id": asset_id})
+        return IngestResult(outcome=IngestOutcome.ASSET_CREATED, item_id=item.item_id, state=processing.state)
+
+    def _upload(self, ref: ObjectRef, item: ItemRecord) -> str:
+        filename = ref.key.rsplit("/", 1)[-1]
+        metadata = {"item_id": item.item_id, "bucket": ref.bucket, "key": ref.key}
+        if item.upload_method == UploadMethod.MULTIPART:
+            session = self._assets.create_multipart_upload(
+                filename=filename, total_size=item.size_bytes, user_metadata=metadata
+            )
+            proofs = self._assets.upload_chunks(session, self._objects.iter_chunks(ref, session.chunk_size))
+            self._assets.report_completed_chunks(session.upload_id, proofs)
+            return session.asset_id
+        url = self._objects.presigned_get_url(ref, self._settings.presigned_url_ttl_seconds)
+        return self._assets.create_asset_from_url(url, filename=filename, user_metadata=metadata).id
+
+    def _reject(self, item_id: str, ref: ObjectRef, rejected: RejectedUploadError, obj: S3Object) -> IngestResult:
+        now = self._clock.now()
+        failure = FailureReason(code=rejected.reason, message=rejected.message)
+        item = ItemRecord(
+            item_id=item_id,
+            bucket=ref.bucket,
+            key=ref.key,
+            version_id=ref.version_id,
+            etag=obj.etag,
+            size_bytes=obj.size,
+            state=ItemState.FAILED,
+            created_at=now,
+            updated_at=now,
+            failure=failure,
+            finished_at=now,
+        )
+        stored, created = self._items.create(item)
+        if not created:
+            return self._resume(stored)
+        self._publish_failed(stored, failure, stage="ingest")
+        return IngestResult(outcome=IngestOutcome.REJECTED, item_id=item_id, state=stored.state, reason=failure.code)
+
+    def _fail_registered(self, item: ItemRecord, failure: FailureReason) -> IngestResult:
+        now = self._clock.now()
+        failed = item.model_copy(
+            update={"state": ItemState.FAILED, "failure": failure, "finished_at": now, "updated_at": now}
+        )
+        try:
+            stored = self._items.save(failed, item)
+        except StaleStateError:
+            return IngestResult(outcome=IngestOutcome.DUPLICATE, item_id=item.item_id)
+        self._publish_failed(stored, failure, stage="asset")
+        return IngestResult(
+            outcome=IngestOutcome.REJECTED, item_id=item.item_id, state=stored.state, reason=failure.code
+        )
+
+    def _publish_failed(self, item: ItemRecord, failure: FailureReason, *, stage: Literal["ingest", "asset"]) -> None:
+        self._metrics.add_metric(name="ItemsFailed", unit="Count", value=1)
+        logger.info("item failed", extra={"item_id": item.item_id, "code": failure.code, "stage": stage})
+        self._events.publish([item_failed_event(item, failure, stage, now=self._clock.now())])
+
+
+def item_failed_event(
+    item: ItemRecord,
+    failure: FailureReason,
+    stage: Literal["ingest", "asset", "packing", "submission", "analysis"],
+    *,
+    now: datetime,
+) -> ItemFailed:
+    return ItemFailed(
+        occurred_at=now,
+        item_id=item.item_id,
+        bucket=item.bucket,
+        key=item.key,
+        version_id=item.version_id,
+        profile=item.profile_name,
+        attempts=item.attempts,
+        registered_at=item.created_at,
+        stage=stage,
+        failure_code=failure.code,
+        failure_message=failure.message[:4000],
+        batch_id=item.batch_id,
+        task_ids=tuple(item.task_ids.values()),
+    )

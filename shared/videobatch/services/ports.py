@@ -1,0 +1,123 @@
+"""The ports the services talk through. Adapters (``videobatch.adapters``) and the TwelveLabs client satisfy them
+structurally; tests substitute real adapters against moto and the real client against the emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from videobatch.domain.events import OutgoingEvent
+from videobatch.services.records import BatchRecord, ClaimRecord, ItemRecord
+from videobatch.twelvelabs.models import (
+    Asset,
+    Batch,
+    BatchCreated,
+    BatchCreateRequest,
+    BatchResultItem,
+    BatchStatus,
+    ChunkReport,
+    CompletedChunk,
+    MultipartUpload,
+    Page,
+)
+
+
+class ObjectRef(BaseModel):
+    """One version of one S3 object."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+
+
+class ObjectInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    size_bytes: int
+    content_type: str | None = None
+    etag: str | None = None
+
+
+class ItemStore(Protocol):
+    def create(self, item: ItemRecord) -> tuple[ItemRecord, bool]: ...
+    def get(self, item_id: str) -> ItemRecord | None: ...
+    def get_many(self, item_ids: Sequence[str]) -> dict[str, ItemRecord]: ...
+    def save(self, new: ItemRecord, expected: ItemRecord) -> ItemRecord: ...
+    def iter_queue(
+        self, queue: str, *, until: datetime | None = None, page_size: int = 100
+    ) -> Iterator[ItemRecord]: ...
+    def iter_batch_items(self, batch_id: str, *, page_size: int = 100) -> Iterator[ItemRecord]: ...
+
+
+class BatchStore(Protocol):
+    def create(self, batch: BatchRecord) -> BatchRecord: ...
+    def get(self, batch_id: str) -> BatchRecord | None: ...
+    def save(self, new: BatchRecord, expected: BatchRecord) -> BatchRecord: ...
+    def iter_open(self, *, page_size: int = 100) -> Iterator[BatchRecord]: ...
+
+
+class ClaimStore(Protocol):
+    def create(self, claim: ClaimRecord) -> ClaimRecord: ...
+    def get(self, claim_id: str) -> ClaimRecord | None: ...
+    def save(self, new: ClaimRecord, expected: ClaimRecord) -> ClaimRecord: ...
+
+
+class LeaseStore(Protocol):
+    def acquire(self, name: str, owner: str, *, now: datetime, duration_seconds: float) -> bool: ...
+    def release(self, name: str, owner: str) -> bool: ...
+
+
+class ObjectStore(Protocol):
+    def head(self, ref: ObjectRef) -> ObjectInfo: ...
+    def read_range(self, ref: ObjectRef, start_byte: int, length_bytes: int) -> bytes: ...
+    def iter_chunks(self, ref: ObjectRef, chunk_size_bytes: int) -> Iterator[bytes]: ...
+    def presigned_get_url(self, ref: ObjectRef, expires_seconds: int) -> str: ...
+    def write_once(self, bucket: str, key: str, body: bytes, content_type: str) -> bool: ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, events: Sequence[OutgoingEvent]) -> None: ...
+
+
+class MetricsSink(Protocol):
+    """What services need of Powertools Metrics (which satisfies it): EMF metrics flushed by the handler."""
+
+    def add_metric(self, name: str, unit: str, value: float) -> None: ...
+
+
+class TwelveLabsAssets(Protocol):
+    """The asset side of ``TwelveLabsClient``."""
+
+    def create_asset_from_url(
+        self, url: str, *, filename: str | None = None, user_metadata: Mapping[str, Any] | None = None
+    ) -> Asset: ...
+    def create_multipart_upload(
+        self, *, filename: str, total_size: int, user_metadata: Mapping[str, Any] | None = None
+    ) -> MultipartUpload: ...
+    def upload_chunks(self, upload: MultipartUpload, chunks: Iterable[bytes]) -> list[CompletedChunk]: ...
+    def report_completed_chunks(self, upload_id: str, completed_chunks: Sequence[CompletedChunk]) -> ChunkReport: ...
+    def list_assets(
+        self, *, page: int = 1, page_limit: int | None = None, asset_ids: Sequence[str] | None = None
+    ) -> Page[Asset]: ...
+
+
+class ExpiryScheduler(Protocol):
+    def schedule_batch_check(self, batch_id: str, at: datetime) -> bool: ...
+    def cancel_batch_check(self, batch_id: str) -> bool: ...
+
+
+class TwelveLabsBatches(Protocol):
+    """The batch side of ``TwelveLabsClient``."""
+
+    def create_batch(self, request: BatchCreateRequest) -> BatchCreated: ...
+    def retrieve_batch(self, batch_id: str) -> Batch: ...
+    def iter_batches(
+        self, *, page_limit: int | None = None, status: Sequence[BatchStatus] | None = None
+    ) -> Iterator[Batch]: ...
+    def stream_batch_results(self, batch_id: str) -> AbstractContextManager[Iterator[BatchResultItem]]: ...

@@ -1,0 +1,149 @@
+"""What the pipeline stores about items, batches, claims and leases (persisted by ``adapters.dynamodb``).
+
+Every record carries a ``version``: the repository writes ``version + 1`` on each save, conditional on the version
+the caller read, so two writers racing on one record can never both win (the loser gets StaleStateError).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from videobatch.domain.items import TERMINAL_STATES, FailureReason, ItemState, Window, custom_id_for
+from videobatch.twelvelabs.limits import AnalysisMode
+
+ASSET_QUEUE: Final = "Q#asset_processing"
+REGISTERED_QUEUE: Final = "Q#registered"
+CLAIMED_QUEUE: Final = "Q#claimed"
+SUBMITTED_QUEUE: Final = "Q#submitted"
+OPEN_BATCHES_QUEUE: Final = "Q#batch_open"
+PENDING_CLAIMS_QUEUE: Final = "Q#claim_pending"
+
+
+def queued_queue(analysis_mode: str) -> str:
+    return f"Q#queued#{analysis_mode}"
+
+
+def sort_stamp(moment: datetime) -> str:
+    """A fixed-width UTC timestamp that sorts lexicographically in time order (ISO with variable fractions does not)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ItemRecord(BaseModel):
+    """One uploaded object version on its way through the pipeline (DynamoDB ``ITEM#{item_id}``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    item_id: str
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    size_bytes: int = Field(ge=0)
+    profile_name: str | None = None  # None only for uploads rejected before a profile applied
+    analysis_mode: AnalysisMode = "general"
+    state: ItemState
+    version: int = Field(default=0, ge=0)  # 0: never stored
+    created_at: datetime
+    updated_at: datetime
+    attempts: int = Field(default=0, ge=0)  # batch submissions so far; part of every custom_id
+    upload_method: str | None = None
+    asset_id: str | None = None
+    asset_created_at: datetime | None = None
+    duration_seconds: float | None = None
+    windows: tuple[Window, ...] = ()
+    queued_at: datetime | None = None  # first time the item became queued: max_wait counts from here
+    eligible_at: datetime | None = None  # not to be packed before this (requeue backoff)
+    claim_id: str | None = None
+    claimed_at: datetime | None = None
+    batch_id: str | None = None
+    submitted_at: datetime | None = None
+    task_ids: dict[str, str] = Field(default_factory=dict)  # custom_id -> task_id of the current submission
+    result_key: str | None = None
+    failure: FailureReason | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def queue_key(self) -> tuple[str, str] | None:
+        """(gsi1pk, gsi1sk) of the work queue the item sits in; None for terminal items (sparse index)."""
+        stamp = {
+            ItemState.REGISTERED: (REGISTERED_QUEUE, self.created_at),
+            ItemState.ASSET_PROCESSING: (ASSET_QUEUE, self.asset_created_at or self.updated_at),
+            ItemState.QUEUED: (queued_queue(self.analysis_mode), self.eligible_at or self.queued_at),
+            ItemState.CLAIMED: (CLAIMED_QUEUE, self.claimed_at),
+            ItemState.SUBMITTED: (SUBMITTED_QUEUE, self.submitted_at),
+        }.get(self.state)
+        if stamp is None:
+            return None
+        queue, moment = stamp
+        return queue, f"{sort_stamp(moment or self.updated_at)}#{self.item_id}"
+
+    def custom_ids(self) -> dict[str, Window]:
+        """custom_id -> window for the current attempt."""
+        return {custom_id_for(self.item_id, self.attempts, window.index): window for window in self.windows}
+
+    def content_seconds(self, *, windows_only: bool) -> float:
+        if windows_only:
+            return sum(window.duration_seconds for window in self.windows)
+        return self.duration_seconds or 0.0
+
+
+class BatchState(StrEnum):
+    OPEN = "open"  # the API batch may still produce results for our items
+    CLOSED = "closed"  # every item accounted for
+
+
+class BatchRecord(BaseModel):
+    """A TwelveLabs batch this pipeline created (DynamoDB ``BATCH#{batch_id}``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_id: str
+    state: BatchState = BatchState.OPEN
+    api_status: str
+    analysis_mode: AnalysisMode
+    claim_id: str
+    created_at: datetime
+    expires_at: datetime
+    item_ids: tuple[str, ...]
+    task_ids: dict[str, str]  # custom_id -> task_id
+    content_seconds: float = Field(ge=0)
+    version: int = Field(default=0, ge=0)
+    closed_at: datetime | None = None
+    succeeded_items: int = 0
+    failed_items: int = 0
+    requeued_items: int = 0
+
+
+class ClaimState(StrEnum):
+    PENDING = "pending"  # items claimed, the batch-create outcome not known yet
+    CREATED = "created"  # the API created the batch (batch_id set)
+    RELEASED = "released"  # no batch: items went back to queued
+
+
+class ClaimRecord(BaseModel):
+    """A flush's intent to submit these items in one batch (DynamoDB ``CLAIM#{claim_id}``).
+
+    Written before any item is claimed, so a crash or an unknown create outcome leaves a complete description for
+    the reconciler: which items, with which custom_ids (to find the batch on the API), to adopt or release.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    claim_id: str
+    state: ClaimState = ClaimState.PENDING
+    owner: str
+    analysis_mode: AnalysisMode
+    created_at: datetime
+    item_ids: tuple[str, ...]
+    custom_ids: dict[str, str]  # custom_id -> item_id
+    content_seconds: float = Field(ge=0)
+    batch_id: str | None = None
+    note: str | None = None  # why it was released or left pending
+    version: int = Field(default=0, ge=0)

@@ -1,0 +1,66 @@
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from videobatch import runtime
+from videobatch.clock import ManualClock, SystemClock
+from videobatch.config import Settings
+from videobatch.errors import ConfigurationError
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    values = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "TABLE_NAME": "t",
+        "EVENT_BUS_NAME": "b",
+        "TWELVELABS_API_KEY_SECRET": "tl-key",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    runtime.set_runtime(None)
+    with mock_aws():
+        yield
+    runtime.set_runtime(None)
+
+
+def test_built_once_from_the_environment_with_the_key_from_secrets_manager(env: None) -> None:
+    boto3.client("secretsmanager").create_secret(Name="tl-key", SecretString="tlk_secret")
+    first = runtime.get_runtime()
+    assert runtime.get_runtime() is first
+    assert isinstance(first.clock, SystemClock)
+    assert first.settings.table_name == "t"
+    first.twelvelabs.close()
+
+
+def test_missing_settings_fail_at_build(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TABLE_NAME")
+    with pytest.raises(ConfigurationError, match="TABLE_NAME"):
+        runtime.get_runtime()
+
+
+def test_use_runtime_overrides_and_restores(env: None) -> None:
+    settings = Settings(table_name="t", event_bus_name="b", twelvelabs_api_key_secret="unused")
+    clock = ManualClock()
+    injected = runtime.build_runtime(settings, clock=clock, api_key="k")
+    with runtime.use_runtime(injected):
+        assert runtime.get_runtime().clock is clock
+    runtime.set_runtime(injected)
+    assert runtime.get_runtime() is injected
+    injected.twelvelabs.close()
+
+
+def test_budget_follows_the_lambda_context() -> None:
+    budget = runtime.InvocationBudget()
+    assert budget.remaining_seconds() == float("inf")
+
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 60_000
+
+    budget.bind(Context())
+    assert budget.remaining_seconds() == 60 - runtime.LAMBDA_MARGIN_SECONDS

@@ -1,0 +1,407 @@
+"""template.yaml: cfn-lint clean, and the properties this project promises (settings, encryption, least privilege)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from videobatch.config import Settings
+from videobatch_tools.localstack.resources import offline_resolver
+from videobatch_tools.localstack.template import (
+    Resolver,
+    default_template_path,
+    function_ids,
+    function_property,
+)
+
+REPO = default_template_path().parent
+FUNCTIONS = ("IngestFunction", "AssetCheckerFunction", "FlusherFunction", "BatchCheckerFunction", "SweeperFunction")
+SETTINGS_VARIABLES = {name.upper() for name in Settings.model_fields}
+REQUIRED_SETTINGS = {name.upper() for name, f in Settings.model_fields.items() if f.is_required()}
+POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+# Actions AWS cannot scope to a resource; none is needed today (Powertools metrics go through EMF logs, and the
+# X-Ray permissions come from the managed policy SAM attaches for Tracing: Active).
+RESOURCE_WILDCARD_ALLOWED: set[str] = set()
+
+
+def run_cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
+    # A subprocess keeps cfn-lint's and the SAM translator's own warnings out of this warnings-as-errors run.
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    return subprocess.run(
+        [str(cfn_lint), "--include-checks", "I", "--format", "parseable", "--", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def resolver(template: dict[str, Any]) -> Resolver:
+    return offline_resolver(template, stack_name="prod")
+
+
+def resource(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    return template["Resources"][logical_id]
+
+
+def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"][logical_id]["Properties"]
+    return properties
+
+
+def policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every identity-policy statement the template grants (functions' inline policies and roles)."""
+    for logical_id, spec in template["Resources"].items():
+        properties = spec.get("Properties", {})
+        if spec["Type"] == "AWS::Serverless::Function":
+            for document in properties.get("Policies", []):
+                for statement in document["Statement"]:
+                    yield logical_id, statement
+        if spec["Type"] == "AWS::IAM::Role":
+            for policy in properties.get("Policies", []):
+                for statement in policy["PolicyDocument"]["Statement"]:
+                    yield logical_id, statement
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def granted_actions(template: dict[str, Any], function_id: str) -> set[str]:
+    return {
+        action
+        for owner, statement in policy_statements(template)
+        if owner == function_id and statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"])
+    }
+
+
+# --- cfn-lint ---------------------------------------------------------------------------------------------------
+
+
+def test_cfn_lint_reports_nothing_not_even_informational() -> None:
+    result = run_cfn_lint(default_template_path())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_cfn_lint_really_checks_the_transformed_template(tmp_path: Path) -> None:
+    # Guards against a lint that passes because it skipped the SAM template (e.g. no SAM translator installed).
+    broken = (
+        default_template_path()
+        .read_text()
+        .replace("ReservedConcurrentExecutions: 1", "ReservedConcurrentExecutions: -1")
+    )
+    path = tmp_path / "template.yaml"
+    path.write_text(broken)
+    result = run_cfn_lint(path)
+    assert result.returncode != 0
+    assert "E3034" in result.stdout
+
+
+# --- settings contract ------------------------------------------------------------------------------------------
+
+
+def test_the_five_functions_exist(template: dict[str, Any]) -> None:
+    assert sorted(function_ids(template)) == sorted(FUNCTIONS)
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_every_function_gets_every_settings_variable(template: dict[str, Any], function_id: str) -> None:
+    variables = set(function_property(template, function_id, "Environment")["Variables"])
+    assert variables >= REQUIRED_SETTINGS
+    # Everything deploy-specific or tunable is set; the rest keep Settings' defaults on purpose.
+    assert variables >= {
+        "RESULTS_PREFIX",
+        "TWELVELABS_BASE_URL",
+        "SCHEDULER_GROUP_NAME",
+        "SCHEDULER_ROLE_ARN",
+        "BATCH_CHECKER_ARN",
+        "RESERVED_BATCH_SLOTS",
+        "MAX_WAIT_SECONDS",
+        "MAX_ATTEMPTS",
+        "COUNT_WINDOWS_ONLY",
+        "EXPIRY_GRACE_SECONDS",
+    }
+    assert variables >= POWERTOOLS_VARIABLES
+    # A misspelt name would silently fall back to a default: every other variable must be a Settings field.
+    assert variables - POWERTOOLS_VARIABLES <= SETTINGS_VARIABLES
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_resolved_environment_is_valid_settings(template: dict[str, Any], resolver: Resolver, function_id: str) -> None:
+    variables = resolver.resolve(function_property(template, function_id, "Environment"))["Variables"]
+    settings = Settings.from_env({k: str(v) for k, v in variables.items()})
+    assert settings.table_name == "prod-ItemsTable"
+    assert settings.batch_checker_arn == "arn:aws:lambda:us-east-1:123456789012:function:prod-batch-checker"
+    assert settings.scheduler_group_name == "prod-expiry"
+
+
+def test_api_key_is_referenced_by_secret_never_passed_in_the_environment(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    variables = resolver.resolve(function_property(template, "IngestFunction", "Environment"))["Variables"]
+    assert variables["TWELVELABS_API_KEY_SECRET"].startswith("arn:aws:secretsmanager:")
+    assert not any("API_KEY" in name and name != "TWELVELABS_API_KEY_SECRET" for name in variables)
+    existing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tl-key-AbCdEf"
+    with_existing = offline_resolver(template, parameter_overrides={"ExistingApiKeySecretArn": existing})
+    assert not with_existing.resource_enabled("ApiKeySecret")
+    resolved = with_existing.resolve(function_property(template, "IngestFunction", "Environment"))["Variables"]
+    assert resolved["TWELVELABS_API_KEY_SECRET"] == existing
+
+
+def test_parameters_map_onto_settings(template: dict[str, Any]) -> None:
+    overrides = {"MaxWaitSeconds": "60", "ReservedBatchSlots": "2", "CountWindowsOnly": "true", "MaxAttempts": "5"}
+    resolver = offline_resolver(template, parameter_overrides=overrides)
+    variables = resolver.resolve(function_property(template, "FlusherFunction", "Environment"))["Variables"]
+    settings = Settings.from_env({k: str(v) for k, v in variables.items()})
+    assert (settings.max_wait_seconds, settings.reserved_batch_slots) == (60.0, 2)
+    assert (settings.count_windows_only, settings.max_attempts) == (True, 5)
+
+
+# --- functions and their wiring ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_handler_file_exists_and_defines_handler(template: dict[str, Any], function_id: str) -> None:
+    code_uri = props(template, function_id)["CodeUri"]
+    module, _, attribute = props(template, function_id)["Handler"].partition(".")
+    path = REPO / code_uri / f"{module}.py"
+    assert path.is_file(), path
+    tree = ast.parse(path.read_text())
+    assert attribute in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def test_globals_runtime_layer_and_architecture(template: dict[str, Any]) -> None:
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.13"
+    assert globals_["Architectures"] == ["arm64"]
+    assert globals_["Layers"] == [{"Ref": "SharedLayer"}]
+    layer = resource(template, "SharedLayer")
+    assert layer["Properties"]["ContentUri"] == "shared/"
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert (REPO / "shared" / "requirements.txt").is_file()
+
+
+def test_exactly_one_flusher(template: dict[str, Any]) -> None:
+    assert props(template, "FlusherFunction")["ReservedConcurrentExecutions"] == 1
+    others = [f for f in FUNCTIONS if f != "FlusherFunction"]
+    assert all("ReservedConcurrentExecutions" not in props(template, f) for f in others)
+
+
+def test_schedules_come_from_parameters(template: dict[str, Any], resolver: Resolver) -> None:
+    expected = {
+        "AssetCheckerFunction": "rate(1 minute)",
+        "FlusherFunction": "rate(1 minute)",
+        "BatchCheckerFunction": "rate(1 minute)",
+        "SweeperFunction": "rate(15 minutes)",
+    }
+    for function_id, rate in expected.items():
+        (event,) = props(template, function_id)["Events"].values()
+        assert event["Type"] == "Schedule"
+        assert "Ref" in event["Properties"]["Schedule"]
+        assert resolver.resolve(event["Properties"]["Schedule"]) == rate
+
+
+def test_ingest_reads_the_queue_with_partial_batch_responses(template: dict[str, Any], resolver: Resolver) -> None:
+    (event,) = props(template, "IngestFunction")["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 1 <= event["Properties"]["BatchSize"] <= 10
+    queue = props(template, "IngestQueue")
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+    assert 3 <= queue["RedrivePolicy"]["maxReceiveCount"] <= 10
+    # Lambda wants the visibility timeout to be at least six times the function timeout.
+    assert queue["VisibilityTimeout"] >= 6 * template["Globals"]["Function"]["Timeout"]
+
+
+def test_upload_rule_matches_only_this_bucket_outside_the_results_prefix(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    rule = resolver.resolve(props(template, "UploadRule"))
+    assert rule["EventBusName"] == "default"
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == [resolver.resolve({"Ref": "VideoBucket"})]
+    assert pattern["detail"]["object"]["key"] == [{"anything-but": {"prefix": "results/"}}]
+    assert rule["Targets"] == [{"Id": "IngestQueue", "Arn": resolver.resolve({"Fn::GetAtt": ["IngestQueue", "Arn"]})}]
+
+
+def test_only_the_upload_rule_may_send_to_the_queue(template: dict[str, Any]) -> None:
+    (statement,) = props(template, "IngestQueuePolicy")["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["UploadRule", "Arn"]}}}
+
+
+def test_scheduler_role_is_scoped_to_the_batch_checker(template: dict[str, Any], resolver: Resolver) -> None:
+    role = props(template, "SchedulerRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    assert [s["Action"] for s in statements] == ["lambda:InvokeFunction"]
+    arns = resolver.resolve(statements[0]["Resource"])
+    checker_arn = resolver.resolve(function_property(template, "FlusherFunction", "Environment"))["Variables"][
+        "BATCH_CHECKER_ARN"
+    ]
+    assert arns == [checker_arn, f"{checker_arn}:*"]
+    assert resolver.resolve({"Fn::GetAtt": ["BatchCheckerFunction", "Arn"]}) == checker_arn
+
+
+# --- data at rest and in transit --------------------------------------------------------------------------------
+
+
+def test_bucket_is_private_encrypted_versioned_and_emits_to_eventbridge(template: dict[str, Any]) -> None:
+    bucket = props(template, "VideoBucket")
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    rules = bucket["LifecycleConfiguration"]["Rules"]
+    assert any("NoncurrentVersionExpiration" in rule and rule["Status"] == "Enabled" for rule in rules)
+
+
+def test_bucket_policy_denies_plain_http(template: dict[str, Any]) -> None:
+    policy = props(template, "VideoBucketPolicy")
+    assert policy["Bucket"] == {"Ref": "VideoBucket"}
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == [{"Fn::GetAtt": ["VideoBucket", "Arn"]}, {"Fn::Sub": "${VideoBucket.Arn}/*"}]
+
+
+def test_table_keys_indexes_ttl_and_protection(template: dict[str, Any]) -> None:
+    table = resource(template, "ItemsTable")
+    assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    p = table["Properties"]
+    assert p["BillingMode"] == "PAY_PER_REQUEST"
+    assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    key_names = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+    assert {d["AttributeName"]: d["AttributeType"] for d in p["AttributeDefinitions"]} == dict.fromkeys(key_names, "S")
+    indexes = {index["IndexName"]: index for index in p["GlobalSecondaryIndexes"]}
+    for name in ("gsi1", "gsi2"):
+        assert indexes[name]["KeySchema"] == [
+            {"AttributeName": f"{name}pk", "KeyType": "HASH"},
+            {"AttributeName": f"{name}sk", "KeyType": "RANGE"},
+        ]
+        assert indexes[name]["Projection"] == {"ProjectionType": "ALL"}
+    assert p["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert p["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_queues_are_encrypted(template: dict[str, Any]) -> None:
+    for queue in ("IngestQueue", "IngestDeadLetterQueue"):
+        assert props(template, queue)["SqsManagedSseEnabled"] is True
+
+
+# --- least privilege --------------------------------------------------------------------------------------------
+
+
+def test_functions_use_explicit_statements_not_policy_templates(template: dict[str, Any]) -> None:
+    for function_id in FUNCTIONS:
+        for document in props(template, function_id)["Policies"]:
+            assert isinstance(document, dict)
+            assert set(document) == {"Version", "Statement"}, f"{function_id} uses a managed or template policy"
+
+
+def test_no_wildcard_action_or_resource(template: dict[str, Any]) -> None:
+    statements = list(policy_statements(template))
+    assert len(statements) > 20
+    for owner, statement in statements:
+        actions = as_list(statement["Action"])
+        assert all(a != "*" and not a.endswith(":*") for a in actions), (owner, statement)
+        if statement.get("Resource") == "*" or "*" in as_list(statement.get("Resource")):
+            assert set(actions) <= RESOURCE_WILDCARD_ALLOWED, (owner, statement)
+
+
+def test_each_function_gets_only_its_own_kind_of_access(template: dict[str, Any]) -> None:
+    writes_results = {f for f in FUNCTIONS if "s3:PutObject" in granted_actions(template, f)}
+    assert writes_results == {"BatchCheckerFunction"}
+    creates_schedules = {f for f in FUNCTIONS if "scheduler:CreateSchedule" in granted_actions(template, f)}
+    assert creates_schedules == {"FlusherFunction"}
+    passes_role = {f for f in FUNCTIONS if "iam:PassRole" in granted_actions(template, f)}
+    assert passes_role == {"FlusherFunction"}
+    deletes_schedules = {f for f in FUNCTIONS if "scheduler:DeleteSchedule" in granted_actions(template, f)}
+    assert deletes_schedules == {"BatchCheckerFunction"}
+    assert not any(
+        a.startswith("dynamodb:Delete") or a == "dynamodb:Scan" for f in FUNCTIONS for a in granted_actions(template, f)
+    )
+    for function_id in FUNCTIONS:
+        assert "secretsmanager:GetSecretValue" in granted_actions(template, function_id)
+        assert "events:PutEvents" in granted_actions(template, function_id)
+
+
+def test_results_writes_are_confined_to_the_results_prefix(template: dict[str, Any], resolver: Resolver) -> None:
+    (statement,) = [
+        s
+        for owner, s in policy_statements(template)
+        if owner == "BatchCheckerFunction" and s["Action"] == "s3:PutObject"
+    ]
+    assert resolver.resolve(statement["Resource"]) == "arn:aws:s3:::prod-videobucket/results/*"
+
+
+def test_pass_role_is_limited_to_the_scheduler(template: dict[str, Any]) -> None:
+    (statement,) = [
+        s for owner, s in policy_statements(template) if owner == "FlusherFunction" and s["Action"] == "iam:PassRole"
+    ]
+    assert statement["Resource"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+
+
+# --- alarms and outputs -----------------------------------------------------------------------------------------
+
+
+def test_alarms_watch_the_metrics_the_functions_emit(template: dict[str, Any], resolver: Resolver) -> None:
+    variables = resolver.resolve(function_property(template, "FlusherFunction", "Environment"))["Variables"]
+    alarms = {
+        p["MetricName"]: p
+        for spec in template["Resources"].values()
+        if spec["Type"] == "AWS::CloudWatch::Alarm"
+        for p in [resolver.resolve(spec["Properties"])]
+    }
+    assert set(alarms) == {"ApproximateNumberOfMessagesVisible", "OldestQueuedItemAgeSeconds", "ItemsFailed"}
+    dlq = alarms["ApproximateNumberOfMessagesVisible"]
+    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": "prod-IngestDeadLetterQueue"}]
+    assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    for name in ("OldestQueuedItemAgeSeconds", "ItemsFailed"):
+        assert alarms[name]["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
+        # Powertools adds the service name as a "service" dimension to every metric.
+        assert alarms[name]["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
+    assert alarms["ItemsFailed"]["Statistic"] == "Sum"
+    assert all("AlarmActions" not in alarm for alarm in alarms.values())
+
+
+def test_alarm_topic_is_optional(template: dict[str, Any]) -> None:
+    topic = "arn:aws:sns:us-east-1:123456789012:ops"
+    resolver = offline_resolver(template, parameter_overrides={"AlarmTopicArn": topic})
+    alarm = resolver.resolve(props(template, "ItemsFailedAlarm"))
+    assert alarm["AlarmActions"] == [topic]
+
+
+def test_outputs_name_the_resources_a_client_needs(template: dict[str, Any]) -> None:
+    assert set(template["Outputs"]) >= {
+        "VideoBucketName",
+        "ItemsTableName",
+        "EventBusName",
+        "IngestQueueUrl",
+        "IngestDeadLetterQueueUrl",
+    }

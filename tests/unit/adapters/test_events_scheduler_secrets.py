@@ -1,0 +1,89 @@
+import json
+from datetime import UTC, datetime
+from typing import Any
+from unittest.mock import patch
+
+import boto3
+import pytest
+
+from videobatch.adapters.events import EventBridgePublisher, EventPublishError
+from videobatch.adapters.scheduler import BatchExpiryScheduler, schedule_name
+from videobatch.adapters.secrets import SecretApiKeyProvider
+from videobatch.domain.events import ItemFailed
+from videobatch.errors import ConfigurationError
+
+from .conftest import REGION
+
+
+def entry(n: int) -> ItemFailed:
+    return ItemFailed(
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        item_id=f"{n:032x}",
+        bucket="uploads",
+        key=f"in/{n}.mp4",
+        attempts=0,
+        stage="ingest",
+        failure_code="not_a_video_content",
+        failure_message="not a video",
+    )
+
+
+def test_publishes_in_calls_of_ten(aws: None) -> None:
+    client = boto3.client("events", region_name=REGION)
+    client.create_event_bus(Name="bus")
+    calls: list[int] = []
+    real = client.put_events
+
+    def counting(**kwargs: Any) -> Any:
+        calls.append(len(kwargs["Entries"]))
+        assert {e["EventBusName"] for e in kwargs["Entries"]} == {"bus"}
+        return real(**kwargs)
+
+    with patch.object(client, "put_events", side_effect=counting):
+        EventBridgePublisher(client, "bus").publish([entry(n) for n in range(23)])
+    assert calls == [10, 10, 3]
+
+
+def test_rejected_entries_are_retried_once_then_raised(aws: None) -> None:
+    client = boto3.client("events", region_name=REGION)
+    responses = iter(
+        [
+            {"FailedEntryCount": 1, "Entries": [{"EventId": "1"}, {"ErrorCode": "Throttling", "ErrorMessage": "slow"}]},
+            {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "Throttling", "ErrorMessage": "slow"}]},
+        ]
+    )
+    with (
+        patch.object(client, "put_events", side_effect=lambda **_: next(responses)),
+        pytest.raises(EventPublishError) as caught,
+    ):
+        EventBridgePublisher(client, "bus").publish([entry(1), entry(2)])
+    assert caught.value.failures == [("Item Failed", "Throttling", "slow")]
+
+
+def test_schedule_is_created_once_per_batch(aws: None) -> None:
+    client = boto3.client("scheduler", region_name=REGION)
+    scheduler = BatchExpiryScheduler(
+        client, group_name="default", target_arn="arn:aws:lambda:us-east-1:123456789012:function:c", role_arn="arn:r"
+    )
+    at = datetime(2026, 1, 2, 0, 5, tzinfo=UTC)
+    assert scheduler.schedule_batch_check("b" * 24, at)
+    assert not scheduler.schedule_batch_check("b" * 24, at)
+    schedule = client.get_schedule(Name=schedule_name("b" * 24), GroupName="default")
+    assert schedule["ScheduleExpression"] == "at(2026-01-02T00:05:00)"
+    assert schedule["ActionAfterCompletion"] == "DELETE"
+    assert json.loads(schedule["Target"]["Input"]) == {"batch_id": "b" * 24}
+
+
+@pytest.mark.parametrize(("stored", "key"), [("tlk_plain", "tlk_plain"), ('{"api_key": "tlk_json"}', "tlk_json")])
+def test_api_key_from_secrets_manager(aws: None, stored: str, key: str) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    client.create_secret(Name="tl-key", SecretString=stored)
+    assert SecretApiKeyProvider(client, "tl-key")() == key
+
+
+@pytest.mark.parametrize("stored", ["   ", "{not json", '{"other": 1}'])
+def test_unusable_secret_is_a_configuration_error(aws: None, stored: str) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    client.create_secret(Name="tl-key", SecretString=stored)
+    with pytest.raises(ConfigurationError):
+        SecretApiKeyProvider(client, "tl-key")()

@@ -1,0 +1,112 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from videobatch.domain.items import ItemState
+from videobatch.services.batch_checker import result_key
+from videobatch.services.records import BatchState
+
+from .harness import BUCKET, Stack
+
+pytestmark = pytest.mark.integration
+
+
+def test_results_are_merged_written_and_reported(stack: Stack, videos: dict[str, Path]) -> None:
+    ids, batch_id = stack.submit(videos, ("short", "in/a.mp4"), ("three_hours", "in/b.mp4"))
+    stack.clock.advance(3600)
+    summary = stack.checker().check(batch_id)
+    assert (summary.items_succeeded, summary.batches_closed) == (2, 1)
+    items = stack.items.get_many(ids)
+    assert {item.state for item in items.values()} == {ItemState.DONE}
+    long = items[ids[1]]
+    assert long.result_key == result_key("results/", "in/b.mp4", None) == "results/in/b.mp4.json"
+    document = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=long.result_key)["Body"].read())
+    assert (document["batch_id"], document["model"], document["item_id"]) == (batch_id, "pegasus1.5", ids[1])
+    assert len(document["windows"]) == 2
+    assert len(document["result"]["body"]) == 2  # json_schema profile: one document per window
+    assert document["usage"]["output_tokens"] > 0
+    events = stack.observed_events()
+    assert sorted(e["detail-type"] for e in events) == ["Batch Finished", "Item Succeeded", "Item Succeeded"]
+    finished = next(e for e in events if e["detail-type"] == "Batch Finished")["detail"]
+    assert (finished["status"], finished["items_succeeded"], finished["request_count"]) == ("completed", 2, 3)
+    record = stack.batches.get(batch_id)
+    assert record is not None
+    assert record.state is BatchState.CLOSED
+    assert stack.checker().check_open().batches_checked == 0
+    assert stack.metrics.total("ItemsSucceeded") == 2
+
+
+def test_items_finish_while_the_batch_still_runs(stack: Stack, videos: dict[str, Path]) -> None:
+    ids, _batch_id = stack.submit(videos, ("short", "in/a.mp4"), ("three_hours", "in/b.mp4"))
+    stack.clock.advance(5)  # the 20 s video is done, the 3 h one (2 x 90 s of processing) is not
+    summary = stack.checker().check_open()
+    assert (summary.items_succeeded, summary.batches_closed) == (1, 0)
+    assert stack.items.get(ids[1]).state is ItemState.SUBMITTED  # type: ignore[union-attr]
+    stack.clock.advance(3600)
+    assert stack.checker().check_open().items_succeeded == 1
+
+
+def test_results_are_written_once_when_checkers_race(stack: Stack, videos: dict[str, Path]) -> None:
+    [item_id], batch_id = stack.submit(videos, ("short", "in/a.mp4"))
+    stack.clock.advance(3600)
+    stale = stack.items.get_many([item_id])
+    stack.checker().check(batch_id)
+    key = stack.items.get(item_id).result_key  # type: ignore[union-attr]
+    first = stack.s3.get_object(Bucket=BUCKET, Key=key)
+    # A second checker that read the item before the first one finished it (a stale snapshot).
+    late = stack.checker()
+    stack.items.get_many = lambda ids: stale  # type: ignore[method-assign]
+    record = stack.batches.get(batch_id)
+    assert record is not None
+    late._check(record.model_copy(update={"state": BatchState.OPEN}), summary := late.check("missing"))
+    assert (summary.items_succeeded, summary.lost_races) == (0, 1)
+    again = stack.s3.get_object(Bucket=BUCKET, Key=key)
+    assert again["ETag"] == first["ETag"]
+    assert again["LastModified"] == first["LastModified"]
+    assert [e["detail-type"] for e in stack.observed_events()].count("Item Succeeded") == 1
+
+
+def test_expired_batch_requeues_its_items(stack: Stack, videos: dict[str, Path]) -> None:
+    stack.emulator_settings(item_concurrency=1, content_seconds_per_second=0.0001)
+    ids, batch_id = stack.submit(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
+    stack.clock.advance(25 * 3600)
+    summary = stack.checker().check(batch_id)
+    assert (summary.items_requeued, summary.batches_closed) == (2, 1)
+    items = stack.items.get_many(ids)
+    assert {(i.state, i.attempts, i.batch_id) for i in items.values()} == {(ItemState.QUEUED, 1, None)}
+    assert all(i.eligible_at == stack.clock.now() for i in items.values())  # requeued at the front, right away
+    finished = [e for e in stack.observed_events() if e["detail-type"] == "Batch Finished"]
+    assert finished[0]["detail"]["status"] == "expired"
+    stack.emulator_settings(item_concurrency=4, content_seconds_per_second=60.0)
+    stack.clock.advance(stack.settings.max_wait_seconds)  # max_wait counts from eligible_at again
+    assert stack.flusher().run().items_submitted == 2  # the next attempt, with new custom_ids
+    assert {i.attempts for i in stack.items.get_many(ids).values()} == {2}
+
+
+def test_item_fails_after_max_attempts(stack: Stack, videos: dict[str, Path]) -> None:
+    stack.emulator_settings(content_seconds_per_second=0.0001)
+    [item_id], batch_id = stack.submit(videos, ("short", "in/a.mp4"))
+    stack.clock.advance(25 * 3600)
+    assert stack.checker(max_attempts=1).check(batch_id).items_failed == 1
+    item = stack.items.get(item_id)
+    assert item is not None
+    assert item.failure is not None
+    assert (item.state, item.failure.code) == (ItemState.FAILED, "max_attempts_exceeded")
+    failed = [e for e in stack.observed_events() if e["detail-type"] == "Item Failed"]
+    assert (failed[0]["detail"]["stage"], failed[0]["detail"]["batch_id"]) == ("analysis", batch_id)
+
+
+def test_terminal_item_error_fails_without_retry(stack: Stack, videos: dict[str, Path]) -> None:
+    stack.faults({"item_failure": {"code": "video_file_broken", "message": "cannot decode", "rate": 1.0}})
+    [item_id], batch_id = stack.submit(videos, ("short", "in/a.mp4"))
+    stack.clock.advance(3600)
+    assert stack.checker().check(batch_id).items_failed == 1
+    item = stack.items.get(item_id)
+    assert item is not None
+    assert item.failure is not None
+    assert (item.failure.code, item.failure.message) == ("video_file_broken", "cannot decode")
+
+
+def test_unknown_batch_is_a_no_op(stack: Stack) -> None:
+    assert stack.checker().check("0" * 24).batches_checked == 0

@@ -1,0 +1,153 @@
+from pathlib import Path
+
+import pytest
+
+from videobatch.adapters.scheduler import schedule_name
+from videobatch.domain.items import ItemState
+from videobatch.services.flusher import LEASE_NAME
+from videobatch.services.records import ClaimState
+from videobatch.twelvelabs.models import BatchCreateRequest, BatchItemRequest, VideoContext
+
+from .harness import Stack
+
+pytestmark = pytest.mark.integration
+
+
+def occupy_slots(stack: Stack, asset_id: str, count: int) -> None:
+    """Batches created by someone else on the same account (another tool)."""
+    for n in range(count):
+        stack.twelvelabs.create_batch(
+            BatchCreateRequest(
+                analysis_mode="general",
+                requests=[BatchItemRequest(video=VideoContext(asset_id=asset_id), custom_id=f"other-{n}")],
+                defaults={"prompt": {"input_text": "x"}},  # type: ignore[arg-type]
+            )
+        )
+
+
+def test_full_wait_submits_one_batch_with_every_window(stack: Stack, videos: dict[str, Path]) -> None:
+    ids = stack.queue(videos, ("short", "in/a.mp4"), ("three_hours", "in/b.mp4"))
+    assert stack.flusher().run().batches_submitted == 0  # neither full nor waited max_wait yet
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    summary = stack.flusher().run()
+    assert (summary.batches_submitted, summary.items_submitted) == (1, 2)
+    items = stack.items.get_many(ids)
+    batch_ids = {item.batch_id for item in items.values()}
+    assert len(batch_ids) == 1
+    batch_id = batch_ids.pop()
+    assert batch_id is not None
+    assert all(item.state is ItemState.SUBMITTED and item.attempts == 1 for item in items.values())
+    assert [len(items[i].task_ids) for i in ids] == [1, 2]  # the 3 h video is two windows
+    api_batch = stack.twelvelabs.retrieve_batch(batch_id)
+    assert api_batch.total_items == 3
+    record = stack.batches.get(batch_id)
+    assert record is not None
+    assert set(record.item_ids) == set(ids)
+    claim = stack.claims.get(record.claim_id)
+    assert claim is not None
+    assert (claim.state, claim.batch_id) == (ClaimState.CREATED, batch_id)
+    schedule = stack.scheduler_client.get_schedule(Name=schedule_name(batch_id))
+    assert schedule["ScheduleExpression"].startswith("at(")
+    [event] = stack.observed_events()
+    assert event["detail-type"] == "Batch Submitted"
+    assert (event["detail"]["item_count"], event["detail"]["request_count"]) == (2, 3)
+    assert stack.metrics.total("BatchesSubmitted") == 1
+    assert stack.metrics.values["OldestQueuedItemAgeSeconds"][-1] == stack.settings.max_wait_seconds
+
+
+def test_requests_carry_the_profile_and_window_bounds(stack: Stack, videos: dict[str, Path]) -> None:
+    [item_id] = stack.queue(videos, ("three_hours", "in/b.mp4"))
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    stack.flusher().run()
+    item = stack.items.get(item_id)
+    assert item is not None
+    tasks = [stack.twelvelabs.retrieve_task(task_id) for task_id in item.task_ids.values()]
+    params = sorted((t.request_params or {} for t in tasks), key=lambda p: p.get("start_time") or 0)
+    assert params[0].get("end_time") == pytest.approx(5400, abs=1)
+    assert params[1].get("start_time") == pytest.approx(5400, abs=1)
+
+
+def test_respects_free_slots_counted_from_the_api(stack: Stack, videos: dict[str, Path]) -> None:
+    ids = stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"), ("short", "in/c.mp4"))
+    asset_id = stack.items.get(ids[0]).asset_id  # type: ignore[union-attr]
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    occupy_slots(stack, asset_id or "", 3)
+    # One request per batch forces three batches; 5 slots - 1 reserved - 3 foreign = 1 free.
+    summary = stack.flusher(max_items_per_batch=1, reserved_batch_slots=1).run()
+    assert (summary.active_batches, summary.free_slots, summary.batches_submitted) == (3, 1, 1)
+    states = [stack.items.get(i).state for i in ids]  # type: ignore[union-attr]
+    assert sorted(states) == [ItemState.QUEUED, ItemState.QUEUED, ItemState.SUBMITTED]
+    assert stack.flusher(max_items_per_batch=1, reserved_batch_slots=1).run().stop_reason == "no free batch slot"
+
+
+def test_batch_limits_split_batches(stack: Stack, videos: dict[str, Path]) -> None:
+    stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"), ("short", "in/c.mp4"))
+    summary = stack.flusher(max_items_per_batch=2).run()  # the first batch is full: sent without waiting
+    assert (summary.batches_submitted, summary.items_submitted) == (1, 2)
+
+
+def test_second_flusher_loses_the_lease(stack: Stack, videos: dict[str, Path]) -> None:
+    stack.queue(videos, ("short", "in/a.mp4"))
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    assert stack.leases.acquire(LEASE_NAME, "other", now=stack.clock.now(), duration_seconds=60)
+    assert stack.flusher().run().lease_held_elsewhere
+    assert stack.twelvelabs.list_batches().data == []
+    stack.clock.advance(61)  # the holder crashed: its lease runs out
+    assert stack.flusher().run().batches_submitted == 1
+
+
+def test_conditional_claim_prevents_double_submission(stack: Stack, videos: dict[str, Path]) -> None:
+    # Two flushers that both got past the lease (say it expired mid-run) and planned from the same read.
+    ids = stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    first = stack.flusher(owner="one")
+    stale_read = list(stack.items.iter_queue("Q#queued#general"))
+    first.run()
+    second = stack.flusher(owner="two")
+    stack.items.iter_queue = lambda *args, **kwargs: iter(stale_read)  # type: ignore[method-assign]
+    summary = second.run()
+    assert (summary.batches_submitted, summary.items_lost_to_other_flushers) == (0, 2)
+    assert len(list(stack.twelvelabs.iter_batches())) == 1
+    assert {stack.items.get(i).batch_id for i in ids} != {None}  # type: ignore[union-attr]
+
+
+def test_outcome_unknown_leaves_items_claimed_and_the_claim_pending(stack: Stack, videos: dict[str, Path]) -> None:
+    ids = stack.queue(videos, ("short", "in/a.mp4"))
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    stack.faults({"endpoint": "POST /analyze/batches", "count": 1, "lose_response": True})
+    summary = stack.flusher().run()
+    assert (summary.claims_unresolved, summary.stop_reason) == (1, "batch create outcome unknown")
+    item = stack.items.get(ids[0])
+    assert item is not None
+    assert item.state is ItemState.CLAIMED
+    claim = stack.claims.get(item.claim_id or "")
+    assert claim is not None
+    assert claim.state is ClaimState.PENDING
+    assert claim.item_ids == (ids[0],)
+    assert set(claim.custom_ids) == set(item.custom_ids())  # what the reconciler searches the API for
+    assert len(list(stack.twelvelabs.iter_batches())) == 1  # the batch does exist: only the answer was lost
+    assert stack.flusher().run().batches_submitted == 0  # a claimed item is never submitted twice
+
+
+def test_definitive_refusal_releases_the_claim(stack: Stack, videos: dict[str, Path]) -> None:
+    ids = stack.queue(videos, ("short", "in/a.mp4"))
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    stack.faults({"endpoint": "POST /analyze/batches", "count": 1, "status": 409, "code": "asset_not_ready"})
+    summary = stack.flusher().run()
+    assert summary.claims_released == 1
+    assert summary.stop_reason is not None
+    assert summary.stop_reason.startswith("batch create refused")
+    item = stack.items.get(ids[0])
+    assert item is not None
+    assert (item.state, item.attempts, item.claim_id) == (ItemState.QUEUED, 0, None)
+    assert stack.flusher().run().batches_submitted == 1  # the next round submits it
+
+
+def test_unpackable_item_fails_instead_of_blocking(stack: Stack, videos: dict[str, Path]) -> None:
+    [item_id] = stack.queue(videos, ("three_hours", "in/b.mp4"))
+    summary = stack.flusher(max_items_per_batch=1).run()  # two windows can never fit a one-request batch
+    assert summary.items_failed == 1
+    item = stack.items.get(item_id)
+    assert item is not None
+    assert item.failure is not None
+    assert item.failure.code == "too_many_windows"

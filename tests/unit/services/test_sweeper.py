@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from videobatch.domain.items import ItemState, item_id_for
+from videobatch.errors import OutcomeUnknownError
+from videobatch.services.ingest import parse_object_created
+from videobatch.services.sweeper import SweepService
+
+from .harness import BUCKET, Stack
+
+pytestmark = pytest.mark.integration
+
+
+def _sweeper(stack: Stack) -> SweepService:
+    return SweepService(
+        settings=stack.settings, clock=stack.clock, items=stack.items, events=stack.publisher, metrics=stack.metrics
+    )
+
+
+def _stuck_registered(stack: Stack, videos: dict[str, Path]) -> str:
+    """An item whose asset creation keeps failing: it stays ``registered`` (its message ends in the DLQ)."""
+    event = stack.put_video("in/cat.mp4", videos["short"])
+    stack.faults({"endpoint": "POST /assets", "status": 500, "code": "internal_error"})
+    with pytest.raises(OutcomeUnknownError):
+        stack.ingest_service().handle(parse_object_created(event))
+    stack.faults()
+    return item_id_for(BUCKET, "in/cat.mp4", None)
+
+
+def test_item_stuck_registered_past_the_asset_timeout_fails_with_reason(stack: Stack, videos: dict[str, Path]) -> None:
+    item_id = _stuck_registered(stack, videos)
+    stack.clock.advance(stack.settings.asset_timeout_seconds - 1)
+    assert _sweeper(stack).run().work_done == 0
+    assert stack.items.get(item_id).state is ItemState.REGISTERED  # type: ignore[union-attr]
+    stack.clock.advance(2)
+    summary = _sweeper(stack).run()
+    assert summary.ingest_incomplete == 1
+    item = stack.items.get(item_id)
+    assert item is not None
+    assert item.state is ItemState.FAILED
+    assert item.failure is not None
+    assert item.failure.code == "ingest_incomplete"
+    assert "dead-letter" in item.failure.message
+    [event] = stack.observed_events()
+    assert (event["detail-type"], event["detail"]["failure_code"]) == ("Item Failed", "ingest_incomplete")
+    assert _sweeper(stack).run().work_done == 0
+
+
+def test_sweep_loses_to_a_late_ingest_retry(stack: Stack, videos: dict[str, Path]) -> None:
+    item_id = _stuck_registered(stack, videos)
+    stack.clock.advance(stack.settings.asset_timeout_seconds + 1)
+    stale = stack.items.get(item_id)
+    assert stale is not None
+    resumed = stack.ingest_service().handle(parse_object_created(stack.put_video("in/cat.mp4", videos["short"])))
+    assert resumed.item_id == item_id
+
+    class StaleItems:
+        """Serves the sweep the registered record it would have listed a moment before the retry."""
+
+        def iter_queue(self, queue: str, **_: object) -> list[object]:
+            return [stale]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(stack.items, name)
+
+    sweeper = SweepService(
+        settings=stack.settings,
+        clock=stack.clock,
+        items=StaleItems(),
+        events=stack.publisher,
+        metrics=stack.metrics,  # type: ignore[arg-type]
+    )
+    summary = sweeper.run()
+    assert (summary.ingest_incomplete, summary.lost_races) == (0, 1)
+    assert stack.items.get(item_id).state is ItemState.ASSET_PROCESSING  # type: ignore[union-attr]

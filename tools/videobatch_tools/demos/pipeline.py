@@ -1,0 +1,93 @@
+"""The main job end to end on the local stack: uploads to S3 become analyses in S3, through the real handlers.
+
+moto (in server mode) plays AWS with the resources ``template.yaml`` defines; the emulator plays TwelveLabs; the
+template's wiring (S3 -> EventBridge -> SQS -> ingest, the schedules, the one-time expiry checks) is driven on a
+virtual clock until nothing is left to do. No AWS account and no API key are involved.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from videobatch.domain.items import ItemState
+from videobatch.services.records import ItemRecord
+from videobatch_tools import samples
+from videobatch_tools.localstack.pipeline import LocalPipeline
+
+
+@dataclass(frozen=True)
+class Upload:
+    key: str
+    duration_seconds: float = 0.0
+    kind: str = "video"  # video | tiny-long | text
+    audio: bool = False
+
+
+UPLOADS = (
+    Upload("videos/kitchen.mp4", 12),
+    Upload("videos/street.mp4", 20, audio=True),
+    Upload("videos/harbour.mov", 16),
+    Upload("chapters/interview.mp4", 45),
+    Upload("chapters/lecture-2h30.mp4", 9_000, kind="tiny-long"),
+    Upload("videos/notes.mp4", kind="text"),
+    Upload("videos/readme.txt", kind="text"),
+)
+
+
+def run(out: TextIO) -> int:
+    """Upload the samples, drive the pipeline until idle, print every video's outcome; 0 when all are terminal."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="videobatch-demo-") as workdir, LocalPipeline() as pipeline:
+        out.write(
+            f"local stack: moto at {pipeline.moto.endpoint_url}, TwelveLabs emulator at {pipeline.emulator.api_url}\n"
+        )
+        for seed, upload in enumerate(UPLOADS):
+            pipeline.upload(upload.key, _make(Path(workdir), upload, seed).read_bytes())
+        out.write(f"uploaded {len(UPLOADS)} objects to s3://{pipeline.bucket}/; running the pipeline until idle\n")
+        report = pipeline.run_until_idle()
+        items = sorted(pipeline.items(), key=lambda item: item.key)
+        _print_table(items, out)
+        _print_sample_result(pipeline, items, out)
+        out.write(
+            f"\n{report.steps} steps, {report.advanced_seconds / 3600:.1f} h of virtual time, "
+            f"{time.perf_counter() - started:.1f} s of wall time\n"
+        )
+    terminal = {ItemState.DONE, ItemState.FAILED}
+    return 0 if len(items) == len(UPLOADS) and all(item.state in terminal for item in items) else 1
+
+
+def _make(workdir: Path, upload: Upload, seed: int) -> Path:
+    path = workdir / Path(upload.key).name
+    if upload.kind == "text":
+        return samples.write_non_video(path)
+    if upload.kind == "tiny-long":
+        return samples.write_sample_video(path, duration_seconds=upload.duration_seconds, fps=0.2, width=16, height=16)
+    return samples.write_sample_video(path, duration_seconds=upload.duration_seconds, audio=upload.audio, seed=seed)
+
+
+def _print_table(items: list[ItemRecord], out: TextIO) -> None:
+    out.write(f"\n{'video':<28} {'state':<7} {'profile':<9} {'windows':>7} {'tries':>5}  result or reason\n")
+    for item in items:
+        where = f"s3://{item.bucket}/{item.result_key}" if item.result_key else ""
+        if item.failure is not None:
+            where = f"{item.failure.code}: {item.failure.message}"
+        out.write(
+            f"{item.key:<28} {item.state.value:<7} {item.profile_name or '-':<9} {len(item.windows):>7} "
+            f"{item.attempts:>5}  {where}\n"
+        )
+
+
+def _print_sample_result(pipeline: LocalPipeline, items: list[ItemRecord], out: TextIO) -> None:
+    done = [item for item in items if item.result_key]
+    if not done:
+        return
+    document = json.loads(pipeline.read_result(done[0].result_key or ""))
+    text = json.dumps(document, indent=2)
+    lines = text.splitlines()
+    out.write(f"\nresult of {done[0].key} (first {min(len(lines), 25)} of {len(lines)} lines):\n")
+    out.write("\n".join(lines[:25]) + "\n")

@@ -1,0 +1,197 @@
+"""The whole pipeline on one machine: moto server, the TwelveLabs emulator, the template's resources and the
+real handlers, all on one virtual clock.
+
+``LocalPipeline`` is what ``videobatch demo``, the integration tests and the simulation stand on. Handlers are
+loaded from the paths the template names (CodeUri + Handler), so the template, the wiring and the code cannot
+drift apart; the runtime container every handler uses is built around the shared ManualClock, the moto endpoint
+and the emulator, exactly as ``get_runtime()`` would build it from the environment in Lambda.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, redirect_stdout
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import Any, TextIO
+
+from videobatch.clock import ManualClock
+from videobatch.config import Settings
+from videobatch.runtime import Runtime, build_runtime, logger, metrics, set_runtime
+from videobatch.services.records import (
+    ASSET_QUEUE,
+    CLAIMED_QUEUE,
+    REGISTERED_QUEUE,
+    SUBMITTED_QUEUE,
+    ItemRecord,
+    queued_queue,
+)
+from videobatch.twelvelabs import limits
+from videobatch_tools.emulator.models import EmulatorSettings
+from videobatch_tools.emulator.server import EmulatorConfig, EmulatorServer
+from videobatch_tools.localstack.moto_server import MotoEndpoint, moto_server
+from videobatch_tools.localstack.resources import LocalStack, create_stack
+from videobatch_tools.localstack.template import default_template_path, load_template
+from videobatch_tools.localstack.wiring import LocalWiring, RunReport
+
+Handler = Callable[[dict[str, Any], Any], Any]
+STACK_NAME = "videobatch"
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def load_handlers(stack: LocalStack, repo_root: Path) -> dict[str, Handler]:
+    """Import every function's handler from the file the template points at (``CodeUri`` + ``Handler``)."""
+    handlers: dict[str, Handler] = {}
+    for function_id, function in stack.functions.items():
+        module_name, _, attribute = function.handler.rpartition(".")
+        path = repo_root / function.code_uri / f"{module_name.replace('.', '/')}.py"
+        handlers[function_id] = getattr(_import_file(f"videobatch_functions.{module_name}", path), attribute)
+    return handlers
+
+
+def _import_file(name: str, path: Path) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load handler module {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class LocalPipeline:
+    """``with LocalPipeline() as pipeline: pipeline.upload(...); pipeline.run_until_idle()``."""
+
+    def __init__(
+        self,
+        *,
+        emulator_settings: EmulatorSettings | None = None,
+        parameter_overrides: Mapping[str, str] | None = None,
+        start: datetime = START,
+        seed: int = 0,
+        template_path: Path | None = None,
+        lambda_output: TextIO | None = None,
+    ) -> None:
+        self.clock = ManualClock(start)
+        self.api_key = secrets.token_hex(16)
+        self._template_path = template_path or default_template_path()
+        self._emulator_settings = emulator_settings or EmulatorSettings(
+            item_concurrency=8, content_seconds_per_second=600.0, asset_ready_seconds=20.0
+        )
+        self._overrides = dict(parameter_overrides or {})
+        self._seed = seed
+        self._exit = ExitStack()
+        self._lambda_output: TextIO = lambda_output or self._exit.enter_context(open(os.devnull, "w"))  # noqa: SIM115
+
+    # --- lifecycle ------------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalPipeline:
+        try:
+            self._start()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._exit.close()
+
+    def _start(self) -> None:
+        self.moto: MotoEndpoint = self._exit.enter_context(moto_server())
+        config = EmulatorConfig(
+            api_key=self.api_key, clock="virtual", settings=self._emulator_settings, seed=self._seed
+        )
+        self.emulator = self._exit.enter_context(EmulatorServer(config, clock=self.clock))
+        overrides = {"TwelveLabsBaseUrl": self.emulator.api_url, **self._overrides}
+        self.stack = create_stack(
+            load_template(self._template_path),
+            stack_name=STACK_NAME,
+            endpoint_url=self.moto.endpoint_url,
+            parameter_overrides=overrides,
+            api_key=self.api_key,
+            region=self.moto.region,
+            session=self.moto.session(),
+        )
+        environment = self.stack.env("FlusherFunction")
+        self.settings = Settings.from_env(environment)
+        # In Lambda, Powertools reads these when the module is first imported; here that import came earlier.
+        metrics.namespace = environment["POWERTOOLS_METRICS_NAMESPACE"]
+        logger.setLevel(environment.get("POWERTOOLS_LOG_LEVEL", "INFO"))
+        self.runtime: Runtime = build_runtime(
+            self.settings, clock=self.clock, session=self.moto.session(), api_key=self.api_key
+        )
+        set_runtime(self.runtime)
+        self._exit.callback(set_runtime, None)
+        self._exit.callback(self.runtime.twelvelabs.close)
+        self.wiring = LocalWiring(
+            self.stack,
+            load_handlers(self.stack, self._template_path.parent),
+            clock=self.clock,
+            session=self.moto.session(),
+            s3_notifications=self.moto.s3_notifications,
+            is_idle=self.settled,
+        )
+
+    # --- driving ------------------------------------------------------------------------------------------------
+
+    @property
+    def bucket(self) -> str:
+        return self.stack.resources["VideoBucket"].ref
+
+    def upload(self, key: str, body: bytes) -> str | None:
+        """Put an object into the video bucket, as a user would; returns its version id."""
+        response = self.moto.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body)
+        version: str | None = response.get("VersionId")
+        return version
+
+    def run_until_idle(self, max_steps: int = 10_000) -> RunReport:
+        """Drive the template's wiring, moving the virtual clock to whatever is due next, until nothing is left.
+
+        What the handlers print (JSON logs, EMF metrics) goes to ``lambda_output`` as CloudWatch would keep it.
+        """
+        stream = logger.registered_handler
+        previous = stream.setStream(self._lambda_output) if isinstance(stream, logging.StreamHandler) else None
+        try:
+            with redirect_stdout(self._lambda_output):
+                return self.wiring.run_until_idle(self.clock.advance, max_steps=max_steps)
+        finally:
+            if previous is not None and isinstance(stream, logging.StreamHandler):
+                stream.setStream(previous)
+
+    def settled(self) -> bool:
+        """True when no item is on its way: every work queue of the table is empty (only terminal items remain).
+
+        Without this the wiring would call a quiet minute idle while queued items wait for ``max_wait_seconds``.
+        """
+        queues = [REGISTERED_QUEUE, ASSET_QUEUE, CLAIMED_QUEUE, SUBMITTED_QUEUE]
+        queues += [queued_queue(mode) for mode in limits.ANALYSIS_MODES]
+        return not any(next(iter(self.runtime.items.iter_queue(queue, page_size=1)), None) for queue in queues)
+
+    def items(self) -> Iterator[ItemRecord]:
+        """Every item record in the table (a scan: for demos and tests, never for the pipeline itself)."""
+        paginator = self.moto.client("dynamodb").get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=self.settings.table_name,
+            FilterExpression="sk = :item",
+            ExpressionAttributeValues={":item": {"S": "ITEM"}},
+            ProjectionExpression="pk",
+        )
+        for page in pages:
+            for row in page["Items"]:
+                item = self.runtime.items.get(row["pk"]["S"].removeprefix("ITEM#"))
+                if item is not None:
+                    yield item
+
+    def read_result(self, key: str) -> bytes:
+        body: bytes = self.moto.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return body
