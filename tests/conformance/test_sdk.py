@@ -12,19 +12,9 @@ from twelvelabs.core.api_error import ApiError
 from twelvelabs.errors import BadRequestError, ConflictError, NotFoundError, TooManyRequestsError
 from twelvelabs.types import BatchItemRequest, BatchPrompt, BatchVideoContext, CompletedChunk
 
-from tests.emulator.support import API_KEY, Emu, running
+from tests.emulator.support import API_KEY, Emu
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def emu() -> Iterator[Emu]:
-    with running() as server:
-        client = Emu(server)
-        try:
-            yield client
-        finally:
-            client.close()
 
 
 @pytest.fixture

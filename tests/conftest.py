@@ -1,3 +1,5 @@
+"""Fixtures shared by the emulator and conformance suites: a running emulator and real sample videos."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
