@@ -38,7 +38,8 @@ from videobatch.services.batch_checker import BatchCheckService
 from videobatch.services.flusher import FlushService
 from videobatch.services.ingest import IngestService
 from videobatch.services.ports import MetricsSink
-from videobatch.services.sweeper import SweepService
+from videobatch.services.reconciler import ReconcileService
+from videobatch.services.sweeper import SweepRepairs, SweepService
 from videobatch.twelvelabs.client import TwelveLabsClient
 
 # Leave the handler this long after the last API call's budget to record what happened before Lambda stops it.
@@ -119,9 +120,38 @@ class Runtime:
             owner=owner,
         )
 
+    def reconcile_service(self) -> ReconcileService:
+        return ReconcileService(
+            settings=self.settings,
+            clock=self.clock,
+            items=self.items,
+            batches=self.batches,
+            claims=self.claims,
+            twelvelabs=self.twelvelabs,
+            scheduler=self.scheduler,
+            events=self.events,
+            metrics=self.metrics,
+        )
+
     def sweep_service(self) -> SweepService:
+        """Every repair (also what the ops CLI runs): ``runtime.sweep_service().run()`` -> SweepSummary."""
+        repairs = SweepRepairs(
+            reconciler=self.reconcile_service(),
+            asset_checker=self.asset_check_service(),
+            batch_checker=self.batch_check_service(),
+            claims=self.claims,
+            batches=self.batches,
+            leases=self.leases,
+            twelvelabs=self.twelvelabs,
+            scheduler=self.scheduler,
+        )
         return SweepService(
-            settings=self.settings, clock=self.clock, items=self.items, events=self.events, metrics=self.metrics
+            settings=self.settings,
+            clock=self.clock,
+            items=self.items,
+            events=self.events,
+            metrics=self.metrics,
+            repairs=repairs,
         )
 
     def batch_check_service(self) -> BatchCheckService:

@@ -334,37 +334,252 @@ def test_no_wildcard_action_or_resource(template: dict[str, Any]) -> None:
 
 
 def test_each_function_gets_only_its_own_kind_of_access(template: dict[str, Any]) -> None:
+    # The sweeper runs the batch checker for batches whose expiry check was missed.
     writes_results = {f for f in FUNCTIONS if "s3:PutObject" in granted_actions(template, f)}
-    assert writes_results == {"BatchCheckerFunction"}
+    assert writes_results == {"BatchCheckerFunction", "SweeperFunction"}
+    # The flusher schedules the expiry check of each batch it creates; the sweeper of each batch it adopts.
     creates_schedules = {f for f in FUNCTIONS if "scheduler:CreateSchedule" in granted_actions(template, f)}
-    assert creates_schedules == {"FlusherFunction"}
+    assert creates_schedules == {"FlusherFunction", "SweeperFunction"}
     passes_role = {f for f in FUNCTIONS if "iam:PassRole" in granted_actions(template, f)}
-    assert passes_role == {"FlusherFunction"}
+    assert passes_role == {"FlusherFunction", "SweeperFunction"}
     deletes_schedules = {f for f in FUNCTIONS if "scheduler:DeleteSchedule" in granted_actions(template, f)}
-    assert deletes_schedules == {"BatchCheckerFunction"}
-    assert not any(
-        a.startswith("dynamodb:Delete") or a == "dynamodb:Scan" for f in FUNCTIONS for a in granted_actions(template, f)
-    )
+    assert deletes_schedules == {"BatchCheckerFunction", "SweeperFunction"}
+    deleters = {f for f in FUNCTIONS if any(a.startswith("dynamodb:Delete") for a in granted_actions(template, f))}
+    assert deleters == {"FlusherFunction"}  # releasing its lease, nothing else
+    assert not any(a == "dynamodb:Scan" for f in FUNCTIONS for a in granted_actions(template, f))
     for function_id in FUNCTIONS:
         assert "secretsmanager:GetSecretValue" in granted_actions(template, function_id)
         assert "events:PutEvents" in granted_actions(template, function_id)
 
 
-def test_results_writes_are_confined_to_the_results_prefix(template: dict[str, Any], resolver: Resolver) -> None:
+@pytest.mark.parametrize("function_id", ["BatchCheckerFunction", "SweeperFunction"])
+def test_results_writes_are_confined_to_the_results_prefix(
+    template: dict[str, Any], resolver: Resolver, function_id: str
+) -> None:
     (statement,) = [
-        s
-        for owner, s in policy_statements(template)
-        if owner == "BatchCheckerFunction" and s["Action"] == "s3:PutObject"
+        s for owner, s in policy_statements(template) if owner == function_id and "s3:PutObject" in as_list(s["Action"])
     ]
     assert resolver.resolve(statement["Resource"]) == "arn:aws:s3:::prod-videobucket/results/*"
 
 
-def test_pass_role_is_limited_to_the_scheduler(template: dict[str, Any]) -> None:
+@pytest.mark.parametrize("function_id", ["FlusherFunction", "SweeperFunction"])
+def test_pass_role_is_limited_to_the_scheduler(template: dict[str, Any], function_id: str) -> None:
     (statement,) = [
-        s for owner, s in policy_statements(template) if owner == "FlusherFunction" and s["Action"] == "iam:PassRole"
+        s for owner, s in policy_statements(template) if owner == function_id and s["Action"] == "iam:PassRole"
     ]
     assert statement["Resource"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
     assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+
+
+# --- least privilege, derived from what the code calls ----------------------------------------------------------
+#
+# ADAPTER_CALLS: each adapter method -> the (IAM action, resource) pairs its boto3 calls need, read from
+# shared/videobatch/adapters/*.py. SERVICE_CALLS / SERVICE_RUNS / FUNCTION_SERVICES: which adapter methods each
+# function's code path reaches (functions/* -> Runtime.*_service() -> services/*.py, including the services a
+# service runs). The template must grant exactly their union:
+# nothing missing (AccessDenied in production) and nothing extra. tests/infra/test_iam_observed.py runs the real
+# handlers on the local stack and checks every AWS call they make is in this table.
+#
+# Resources: table, gsi1, gsi2 (the table's indexes), uploads (bucket/*), results (bucket/<ResultsPrefix>*), bus,
+# secret, expiry_schedules (schedule/<group>/*), scheduler_role.
+
+Grant = tuple[str, str]
+
+ADAPTER_CALLS: dict[str, frozenset[Grant]] = {
+    # DynamoItemRepository
+    "items.create": frozenset({("dynamodb:PutItem", "table"), ("dynamodb:GetItem", "table")}),  # get when it exists
+    "items.get": frozenset({("dynamodb:GetItem", "table")}),
+    "items.get_many": frozenset({("dynamodb:BatchGetItem", "table")}),
+    "items.save": frozenset({("dynamodb:PutItem", "table")}),  # a conditional put, never UpdateItem
+    "items.iter_queue": frozenset({("dynamodb:Query", "gsi1")}),
+    "items.iter_batch_items": frozenset({("dynamodb:Query", "gsi2")}),
+    # DynamoBatchRepository / DynamoClaimRepository
+    "batches.create": frozenset({("dynamodb:PutItem", "table"), ("dynamodb:GetItem", "table")}),
+    "batches.get": frozenset({("dynamodb:GetItem", "table")}),
+    "batches.save": frozenset({("dynamodb:PutItem", "table")}),
+    "batches.iter_open": frozenset({("dynamodb:Query", "gsi1")}),
+    "claims.create": frozenset({("dynamodb:PutItem", "table")}),
+    "claims.get": frozenset({("dynamodb:GetItem", "table")}),
+    "claims.save": frozenset({("dynamodb:PutItem", "table")}),
+    "claims.iter_pending": frozenset({("dynamodb:Query", "gsi1")}),
+    # DynamoLeaseStore
+    "leases.acquire": frozenset({("dynamodb:PutItem", "table")}),
+    "leases.inspect": frozenset({("dynamodb:GetItem", "table")}),
+    "leases.release": frozenset({("dynamodb:DeleteItem", "table")}),
+    # S3ObjectStore: HeadObject needs s3:GetObject; with a VersionId, s3:GetObjectVersion.
+    "objects.head": frozenset({("s3:GetObject", "uploads"), ("s3:GetObjectVersion", "uploads")}),
+    "objects.read_range": frozenset({("s3:GetObject", "uploads"), ("s3:GetObjectVersion", "uploads")}),
+    "objects.iter_chunks": frozenset({("s3:GetObject", "uploads"), ("s3:GetObjectVersion", "uploads")}),
+    # TwelveLabs fetches the presigned URL with the signer's rights.
+    "objects.presigned_get_url": frozenset({("s3:GetObject", "uploads"), ("s3:GetObjectVersion", "uploads")}),
+    # PutObject If-None-Match; on 412 GetObject (no VersionId) to compare.
+    "objects.write_once": frozenset({("s3:PutObject", "results"), ("s3:GetObject", "results")}),
+    # EventBridgePublisher, BatchExpiryScheduler, SecretApiKeyProvider
+    "events.publish": frozenset({("events:PutEvents", "bus")}),
+    "scheduler.schedule_batch_check": frozenset(
+        {("scheduler:CreateSchedule", "expiry_schedules"), ("iam:PassRole", "scheduler_role")}
+    ),
+    "scheduler.cancel_batch_check": frozenset({("scheduler:DeleteSchedule", "expiry_schedules")}),
+    "api_key": frozenset({("secretsmanager:GetSecretValue", "secret")}),  # build_runtime, every function
+}
+
+# Each service's own adapter calls (services/*.py), then the services each one runs.
+SERVICE_CALLS: dict[str, tuple[str, ...]] = {
+    "IngestService": (
+        "items.get",
+        "items.create",
+        "items.save",
+        "objects.head",
+        "objects.read_range",
+        "objects.iter_chunks",
+        "objects.presigned_get_url",
+        "events.publish",
+    ),
+    "AssetCheckService": ("items.iter_queue", "items.save", "events.publish"),
+    # ReconcileService and its SubmissionRecorder: pending claims, adopting the batch found or releasing the claim.
+    "ReconcileService": (
+        "claims.iter_pending",
+        "claims.get",
+        "claims.save",
+        "items.get_many",
+        "items.save",
+        "batches.create",
+        "scheduler.schedule_batch_check",
+        "events.publish",
+    ),
+    "FlushService": (
+        "leases.acquire",
+        "leases.release",
+        "items.iter_queue",
+        "items.save",
+        "claims.create",
+        "claims.save",
+        "events.publish",
+    ),
+    "BatchCheckService": (
+        "batches.iter_open",
+        "batches.get",
+        "batches.save",
+        "items.get_many",
+        "items.save",
+        "objects.write_once",
+        "scheduler.cancel_batch_check",
+        "events.publish",
+    ),
+    "SweepService": (
+        "leases.inspect",
+        "items.iter_queue",
+        "items.iter_batch_items",
+        "items.get_many",
+        "items.save",
+        "claims.get",
+        "batches.iter_open",
+        "batches.get",
+        "batches.create",
+        "batches.save",
+        "scheduler.schedule_batch_check",
+        "events.publish",
+    ),
+}
+SERVICE_RUNS: dict[str, tuple[str, ...]] = {
+    "FlushService": ("ReconcileService",),  # older pending claims first, so slots are counted right
+    "SweepService": ("ReconcileService", "AssetCheckService", "BatchCheckService"),
+}
+# functions/* -> Runtime.*_service(); every function builds the runtime, which reads the API key.
+FUNCTION_SERVICES: dict[str, str] = {
+    "IngestFunction": "IngestService",
+    "AssetCheckerFunction": "AssetCheckService",
+    "FlusherFunction": "FlushService",
+    "BatchCheckerFunction": "BatchCheckService",
+    "SweeperFunction": "SweepService",
+}
+
+
+def service_calls(service: str) -> set[str]:
+    return set(SERVICE_CALLS[service]).union(*(service_calls(inner) for inner in SERVICE_RUNS.get(service, ())))
+
+
+def function_calls(function_id: str) -> set[str]:
+    return {"api_key"} | service_calls(FUNCTION_SERVICES[function_id])
+
+
+def required_grants(function_id: str) -> set[Grant]:
+    return {grant for call in function_calls(function_id) for grant in ADAPTER_CALLS[call]}
+
+
+def resource_kind(resolver: Resolver, arn: str) -> str:
+    """Name a resolved resource ARN by what it is (the vocabulary of ADAPTER_CALLS)."""
+    table = resolver.resolve({"Fn::GetAtt": ["ItemsTable", "Arn"]})
+    bucket = resolver.resolve({"Fn::GetAtt": ["VideoBucket", "Arn"]})
+    group = resolver.resolve({"Ref": "ExpiryScheduleGroup"})
+    kinds = {
+        table: "table",
+        f"{table}/index/gsi1": "gsi1",
+        f"{table}/index/gsi2": "gsi2",
+        f"{bucket}/*": "uploads",
+        f"{bucket}/{resolver.resolve({'Ref': 'ResultsPrefix'})}*": "results",
+        resolver.resolve({"Fn::GetAtt": ["EventBus", "Arn"]}): "bus",
+        resolver.resolve({"Ref": "ApiKeySecret"}): "secret",
+        f"arn:aws:scheduler:us-east-1:123456789012:schedule/{group}/*": "expiry_schedules",
+        resolver.resolve({"Fn::GetAtt": ["SchedulerRole", "Arn"]}): "scheduler_role",
+    }
+    assert arn in kinds, f"unexpected resource {arn}"
+    return kinds[arn]
+
+
+def template_grants(template: dict[str, Any], resolver: Resolver, function_id: str) -> set[Grant]:
+    return {
+        (action, resource_kind(resolver, arn))
+        for owner, statement in policy_statements(template)
+        if owner == function_id and statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"])
+        for arn in as_list(resolver.resolve(statement["Resource"]))
+    }
+
+
+def test_the_call_table_covers_every_function_and_adapter_method() -> None:
+    assert set(FUNCTION_SERVICES) == set(FUNCTIONS)
+    used = {call for function_id in FUNCTIONS for call in function_calls(function_id)}
+    assert used == set(ADAPTER_CALLS), "an adapter method nobody uses, or a use without a table entry"
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_each_function_is_granted_exactly_what_its_code_path_calls(
+    template: dict[str, Any], resolver: Resolver, function_id: str
+) -> None:
+    granted = template_grants(template, resolver, function_id)
+    required = required_grants(function_id)
+    assert required - granted == set(), f"{function_id} lacks these"
+    assert granted - required == set(), f"{function_id} is granted more than its code uses"
+
+
+@pytest.mark.parametrize(
+    ("function_id", "grant"),
+    [
+        ("AssetCheckerFunction", ("dynamodb:PutItem", "table")),
+        ("FlusherFunction", ("dynamodb:DeleteItem", "table")),
+        ("BatchCheckerFunction", ("dynamodb:BatchGetItem", "table")),
+        ("BatchCheckerFunction", ("s3:GetObject", "results")),
+        ("SweeperFunction", ("dynamodb:Query", "gsi1")),
+        ("SweeperFunction", ("dynamodb:Query", "gsi2")),
+        ("SweeperFunction", ("dynamodb:GetItem", "table")),
+        ("SweeperFunction", ("dynamodb:PutItem", "table")),
+        ("SweeperFunction", ("dynamodb:BatchGetItem", "table")),
+        ("SweeperFunction", ("events:PutEvents", "bus")),
+        ("SweeperFunction", ("secretsmanager:GetSecretValue", "secret")),
+        ("SweeperFunction", ("scheduler:CreateSchedule", "expiry_schedules")),
+        ("SweeperFunction", ("iam:PassRole", "scheduler_role")),
+    ],
+)
+def test_grants_the_adapters_were_missing(
+    template: dict[str, Any], resolver: Resolver, function_id: str, grant: Grant
+) -> None:
+    assert grant in template_grants(template, resolver, function_id)
+
+
+def test_the_results_read_back_is_confined_to_the_results_prefix(template: dict[str, Any], resolver: Resolver) -> None:
+    grants = template_grants(template, resolver, "BatchCheckerFunction")
+    assert {kind for action, kind in grants if action.startswith("s3:")} == {"results"}
 
 
 # --- alarms and outputs -----------------------------------------------------------------------------------------

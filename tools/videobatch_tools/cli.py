@@ -11,7 +11,11 @@ import argparse
 import importlib
 from collections.abc import Sequence
 
-COMMAND_MODULES: tuple[str, ...] = ("videobatch_tools.emulator.command", "videobatch_tools.demo")
+COMMAND_MODULES: tuple[str, ...] = (
+    "videobatch_tools.emulator.command",
+    "videobatch_tools.demo",
+    "videobatch_tools.ops",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

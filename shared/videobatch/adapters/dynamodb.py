@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from videobatch.errors import StaleStateError
+from videobatch.services.ports import LeaseInfo
 from videobatch.services.records import (
     OPEN_BATCHES_QUEUE,
     PENDING_CLAIMS_QUEUE,
@@ -318,6 +319,14 @@ class DynamoLeaseStore(_Table):
             "attribute_not_exists(#pk) OR expires_at_epoch_ms <= :now_ms OR #owner = :owner",
             {":now_ms": _epoch_ms(now), ":owner": owner},
         )
+
+    def inspect(self, name: str) -> LeaseInfo | None:
+        """The lease as stored (possibly expired: TTL removes it a day later, and ``acquire`` takes it over)."""
+        attributes = self._get(f"LEASE#{name}", LEASE_SK)
+        if attributes is None:
+            return None
+        expires_at = datetime.fromtimestamp(int(attributes["expires_at_epoch_ms"]["N"]) / 1000, tz=UTC)
+        return LeaseInfo(name=name, owner=attributes["owner"]["S"], expires_at=expires_at)
 
     def release(self, name: str, owner: str) -> bool:
         """Give the lease up if still ours; False when it expired and someone else took it meanwhile."""

@@ -130,8 +130,11 @@ class BatchCheckService:
             self._read_results(record, run, summary)
         terminal = api_batch is None or api_batch.status in limits.TERMINAL_BATCH_STATUSES
         if terminal:
+            code, message = ("missing_result", "the batch ended without a result")
+            if api_batch is None:
+                code, message = ("batch_not_found", f"TwelveLabs no longer knows batch {record.batch_id} (deleted)")
             for item in list(run.open.values()):  # a terminal batch without a final line for the item
-                self._settle_failure(item, "canceled", "missing_result", "the batch ended without a result", summary)
+                self._settle_failure(item, "canceled", code, message, summary)
             run.open.clear()
         self._update_record(record, api_batch, run, summary, close=terminal)
 
@@ -199,7 +202,7 @@ class BatchCheckService:
     ) -> None:
         now = self._clock.now()
         decision = self._policy.decide(
-            item_status=status, error_code=code, attempts=max(item.attempts, 1), now=now, error_message=message
+            item_status=status, error_code=code, attempts=max(item.counted_attempts, 1), now=now, error_message=message
         )
         if isinstance(decision, Requeue):
             self._requeue(item, decision, now, summary)
@@ -224,6 +227,7 @@ class BatchCheckService:
                 "claimed_at": None,
                 "submitted_at": None,
                 "updated_at": now,
+                "note": f"requeued from batch {item.batch_id}: {decision.reason}",
             }
         )
         if self._save(queued, item, summary):

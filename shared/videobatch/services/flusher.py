@@ -5,10 +5,13 @@ Safety against double submission has two layers: a lease lets one flusher run at
 can be claimed, and therefore submitted, by one flush only.
 
 Crash and ambiguity handling: a claim record is written before any item is claimed and holds everything a
-reconciler needs (items, custom_ids). After a definitive API error no batch exists: the claim is released and the
-items go back to ``queued`` in their old place. After an unknown outcome (timeout, dropped connection, 5xx) the
-items stay ``claimed`` and the claim ``pending``: the reconciler finds the batch by its custom_ids and adopts it, or
-releases the claim when none exists. Flushing stops for the round in both cases, since the slot count is uncertain.
+reconciler needs (items, custom_ids, the create deadline). The create is sent only before that deadline (the end
+of this flusher's lease) and its wait is bounded by it. After a definitive API error no batch exists: the claim is
+released and the items go back to ``queued`` in their old place. After an unknown outcome (timeout, dropped
+connection, 5xx) the items stay ``claimed`` and the claim ``pending``: the reconciler (``services.reconciler``)
+finds the batch by its custom_ids and adopts it, or releases the claim on proof that none exists. Flushing stops
+for the round in both cases, since the slot count is uncertain. Each run first reconciles pending claims whose
+deadline has passed, so their items and slots are accounted for before planning.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Final
 
@@ -25,7 +28,6 @@ from pydantic import BaseModel, ConfigDict
 
 from videobatch.clock import Clock
 from videobatch.config import Settings
-from videobatch.domain.events import BatchSubmitted
 from videobatch.domain.items import FailureReason, ItemState
 from videobatch.domain.packing import PackCandidate, PlannedBatch, plan_batches
 from videobatch.domain.profiles import ProfileSet
@@ -48,7 +50,8 @@ from videobatch.services.ports import (
     MetricsSink,
     TwelveLabsBatches,
 )
-from videobatch.services.records import BatchRecord, ClaimRecord, ClaimState, ItemRecord, queued_queue
+from videobatch.services.reconciler import FoundBatch, ReconcileService, RecordOutcome
+from videobatch.services.records import ClaimRecord, ClaimState, ItemRecord, queued_queue
 from videobatch.twelvelabs import limits
 from videobatch.twelvelabs.models import BatchCreated, BatchCreateRequest, BatchItemRequest, BatchStatus, VideoContext
 
@@ -57,6 +60,8 @@ logger = logging.getLogger(__name__)
 LEASE_NAME: Final = "flusher"
 _OPTION_FIELDS_EXCEPT_BOUNDS: Final = {"start_time", "end_time"}
 ACTIVE_STATUSES: Final[tuple[BatchStatus, ...]] = ("pending", "processing", "canceling")
+# Do not start a create with less lease than this left: the call needs time to get an answer within the lease.
+MIN_CREATE_SECONDS: Final = 5.0
 
 
 class FlushSummary(BaseModel):
@@ -71,6 +76,8 @@ class FlushSummary(BaseModel):
     items_failed: int = 0
     claims_released: int = 0
     claims_unresolved: int = 0  # outcome unknown: left pending for the reconciler
+    claims_reconciled: int = 0  # older pending claims adopted or released at the start of the run
+    batches_orphaned: int = 0  # created after the reconciler had released the claim: canceled
     items_lost_to_other_flushers: int = 0
     stop_reason: str | None = None
 
@@ -112,6 +119,18 @@ class FlushService:
         self._profiles = profiles
         self._metrics = metrics
         self._owner = owner or uuid.uuid4().hex
+        self._lease_until = clock.now()
+        self._reconciler = ReconcileService(
+            settings=settings,
+            clock=clock,
+            items=items,
+            batches=batches,
+            claims=claims,
+            twelvelabs=twelvelabs,
+            scheduler=scheduler,
+            events=events,
+            metrics=metrics,
+        )
 
     def run(self) -> FlushSummary:
         now = self._clock.now()
@@ -120,8 +139,10 @@ class FlushService:
         ):
             logger.info("flush skipped: another flusher holds the lease")
             return FlushSummary(lease_held_elsewhere=True)
+        self._lease_until = now + timedelta(seconds=self._settings.flush_lease_seconds)
         summary = FlushSummary()
         try:
+            summary.claims_reconciled = self._reconciler.run().work_done
             self._flush(summary)
         except _Stop as stop:
             summary.stop_reason = str(stop)
@@ -198,8 +219,13 @@ class FlushService:
             self._claims.save(claim.model_copy(update={"state": ClaimState.RELEASED, "note": "all lost"}), claim)
             return
         request = self._request(claimed)
+        budget_seconds = (self._create_deadline(claim) - self._clock.now()).total_seconds()
+        if budget_seconds < MIN_CREATE_SECONDS:
+            # Past the deadline the reconciler may already judge this claim: sending now could double-submit.
+            self._release(claim, claimed, TimeoutError("lease nearly over before the create was sent"), summary)
+            raise _Stop("lease nearly over")
         try:
-            created = self._api.create_batch(request)
+            created = self._api.create_batch(request, max_wait_seconds=budget_seconds)
         except OutcomeUnknownError as error:
             self._leave_pending(claim, error, summary)
             raise _Stop("batch create outcome unknown") from error
@@ -226,7 +252,13 @@ class FlushService:
             custom_ids=custom_ids,
             content_seconds=planned.content_seconds,
             version=previous.version if previous else 0,
+            create_deadline_at=self._lease_until,
+            trigger=planned.trigger.value,
+            fill_ratio=planned.fill_ratio,
         )
+
+    def _create_deadline(self, claim: ClaimRecord) -> datetime:
+        return claim.create_deadline_at or self._lease_until
 
     def _claim_items(self, items: Sequence[ItemRecord], claim_id: str, summary: FlushSummary) -> list[ItemRecord]:
         now = self._clock.now()
@@ -295,75 +327,27 @@ class FlushService:
         planned: PlannedBatch,
         summary: FlushSummary,
     ) -> None:
-        # The claim first: from here on a crash leaves a claim that names its batch, for the reconciler to finish.
-        claim = self._claims.save(
-            claim.model_copy(update={"state": ClaimState.CREATED, "batch_id": created.batch_id}), claim
-        )
-        task_ids = {entry.custom_id: entry.task_id for entry in created.items if entry.custom_id}
-        self._batches.create(
-            BatchRecord(
-                batch_id=created.batch_id,
-                api_status=created.status,
-                analysis_mode=claim.analysis_mode,
-                claim_id=claim.claim_id,
-                created_at=created.created_at,
-                expires_at=created.expires_at,
-                item_ids=tuple(item.item_id for item in claimed),
-                task_ids=task_ids,
-                content_seconds=sum(
-                    item.content_seconds(windows_only=self._settings.count_windows_only) for item in claimed
-                ),
-            )
-        )
-        submitted = self._mark_submitted(claimed, created.batch_id, task_ids)
-        grace = timedelta(seconds=self._settings.expiry_grace_seconds)
-        self._scheduler.schedule_batch_check(created.batch_id, created.expires_at + grace)
+        # The same steps the reconciler runs when it adopts a batch, so a crash anywhere in them is finished there.
+        result = self._reconciler.recorder.record(claim, FoundBatch.from_created(created), claimed)
+        if result.outcome is RecordOutcome.ORPHANED:
+            self._cancel_orphan(created.batch_id, summary)
+            raise _Stop("claim released while its create was in flight")
         summary.batches_submitted += 1
-        summary.items_submitted += submitted
-        self._publish_submitted(created, claimed, planned)
+        summary.items_submitted += result.items_submitted
         self._metrics.add_metric(name="BatchFillRatio", unit="Percent", value=round(planned.fill_ratio * 100, 2))
         logger.info(
-            "batch submitted", extra={"batch_id": created.batch_id, "claim_id": claim.claim_id, "items": submitted}
+            "batch submitted",
+            extra={"batch_id": created.batch_id, "claim_id": claim.claim_id, "items": result.items_submitted},
         )
 
-    def _mark_submitted(self, claimed: Sequence[ItemRecord], batch_id: str, task_ids: dict[str, str]) -> int:
-        now = self._clock.now()
-        count = 0
-        for item in claimed:
-            own = {custom_id: task_ids[custom_id] for custom_id in item.custom_ids() if custom_id in task_ids}
-            update = {
-                "state": ItemState.SUBMITTED,
-                "batch_id": batch_id,
-                "task_ids": own,
-                "submitted_at": now,
-                "updated_at": now,
-            }
-            try:
-                self._items.save(item.model_copy(update=update), item)
-                count += 1
-            except StaleStateError:
-                # Someone moved a claimed item of ours (an operator, the reconciler): its results will be ignored.
-                logger.error("claimed item changed before submission was recorded", extra={"item_id": item.item_id})
-        return count
-
-    def _publish_submitted(self, created: BatchCreated, claimed: Sequence[ItemRecord], planned: PlannedBatch) -> None:
-        now = self._clock.now()
-        oldest = min(item.queued_at or item.created_at for item in claimed)
-        windows_only = self._settings.count_windows_only
-        event = BatchSubmitted(
-            occurred_at=now,
-            batch_id=created.batch_id,
-            analysis_mode=planned.analysis_mode,
-            item_count=len(claimed),
-            request_count=sum(len(item.windows) for item in claimed),
-            content_seconds=sum(item.content_seconds(windows_only=windows_only) for item in claimed),
-            fill_ratio=planned.fill_ratio,
-            trigger=planned.trigger.value,
-            oldest_queued_at=oldest,
-            oldest_wait_seconds=max(0.0, (now - oldest).total_seconds()),
-            expires_at=created.expires_at,
-        )
-        self._events.publish([event])
+    def _cancel_orphan(self, batch_id: str, summary: FlushSummary) -> None:
+        """A batch whose claim was released (its items requeued under a new attempt): nobody will read it."""
+        summary.batches_orphaned += 1
+        logger.error("orphan batch: claim released before the create answered", extra={"batch_id": batch_id})
+        try:
+            self._api.cancel_batch(batch_id)
+        except TwelveLabsError as error:  # already terminal, or the API is down: it only costs money, log it
+            logger.error("orphan batch not canceled", extra={"batch_id": batch_id, "error": str(error)})
 
     def _fail(self, item: ItemRecord, failure: FailureReason, summary: FlushSummary) -> None:
         now = self._clock.now()

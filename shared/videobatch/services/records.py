@@ -50,6 +50,10 @@ class ItemRecord(BaseModel):
     created_at: datetime
     updated_at: datetime
     attempts: int = Field(default=0, ge=0)  # batch submissions so far; part of every custom_id
+    # Attempt numbers spent on claims the reconciler released without a batch. They stay spent (a custom_id is
+    # never reused, so a late batch of a released claim can never pass for a newer one) but do not count towards
+    # max_attempts: nothing was analysed.
+    released_attempts: int = Field(default=0, ge=0)
     upload_method: str | None = None
     asset_id: str | None = None
     asset_created_at: datetime | None = None
@@ -65,6 +69,7 @@ class ItemRecord(BaseModel):
     result_key: str | None = None
     failure: FailureReason | None = None
     finished_at: datetime | None = None
+    note: str | None = None  # why a repair or a requeue last moved the item, for the person looking at it
 
     @property
     def terminal(self) -> bool:
@@ -87,6 +92,11 @@ class ItemRecord(BaseModel):
     def custom_ids(self) -> dict[str, Window]:
         """custom_id -> window for the current attempt."""
         return {custom_id_for(self.item_id, self.attempts, window.index): window for window in self.windows}
+
+    @property
+    def counted_attempts(self) -> int:
+        """Submissions that reached TwelveLabs: what max_attempts limits."""
+        return max(self.attempts - self.released_attempts, 0)
 
     def content_seconds(self, *, windows_only: bool) -> float:
         if windows_only:
@@ -122,8 +132,10 @@ class BatchRecord(BaseModel):
 
 
 class ClaimState(StrEnum):
-    PENDING = "pending"  # items claimed, the batch-create outcome not known yet
-    CREATED = "created"  # the API created the batch (batch_id set)
+    # Items claimed, the batch-create outcome not known yet; with batch_id set: the batch exists and its
+    # recording (items submitted, batch record, expiry check) is under way. Pending claims are the saga's log.
+    PENDING = "pending"
+    CREATED = "created"  # the batch exists and everything about it is recorded (batch_id set)
     RELEASED = "released"  # no batch: items went back to queued
 
 
@@ -147,3 +159,9 @@ class ClaimRecord(BaseModel):
     batch_id: str | None = None
     note: str | None = None  # why it was released or left pending
     version: int = Field(default=0, ge=0)
+    # The owner sends the create only before this moment (its lease end): after it, plus a settle margin, the
+    # reconciler may conclude from the API's batch list that no batch was created. None: created_at + lease.
+    create_deadline_at: datetime | None = None
+    # How the flusher planned the batch, so whoever finishes the saga can publish the same Batch Submitted.
+    trigger: str | None = None
+    fill_ratio: float | None = Field(default=None, ge=0, le=1)

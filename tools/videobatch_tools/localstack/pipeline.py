@@ -9,13 +9,14 @@ and the emulator, exactly as ``get_runtime()`` would build it from the environme
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import os
 import secrets
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, redirect_stdout
+from contextlib import ExitStack, contextmanager, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -38,9 +39,11 @@ from videobatch_tools.emulator.server import EmulatorConfig, EmulatorServer
 from videobatch_tools.localstack.moto_server import MotoEndpoint, moto_server
 from videobatch_tools.localstack.resources import LocalStack, create_stack
 from videobatch_tools.localstack.template import default_template_path, load_template
-from videobatch_tools.localstack.wiring import LocalWiring, RunReport
+from videobatch_tools.localstack.wiring import LocalWiring, RunReport, StepReport, WiringStalledError
 
 Handler = Callable[[dict[str, Any], Any], Any]
+# Wraps the handler of a function (by logical id), e.g. to observe every invocation in a test or a benchmark.
+HandlerHook = Callable[[str, Handler], Handler]
 STACK_NAME = "videobatch"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -79,7 +82,18 @@ class LocalPipeline:
         seed: int = 0,
         template_path: Path | None = None,
         lambda_output: TextIO | None = None,
+        stack_name: str = STACK_NAME,
+        environment_overrides: Mapping[str, str] | None = None,
+        handler_hook: HandlerHook | None = None,
     ) -> None:
+        """``parameter_overrides`` are template parameters (``{"ReservedBatchSlots": "2"}``).
+
+        ``environment_overrides`` are extra function environment variables, as a deployer could add to the
+        template's Globals: settings the template does not expose as parameters (``MAX_ITEMS_PER_BATCH``,
+        ``MAX_CONTENT_SECONDS_PER_BATCH``, ...). ``stack_name`` names the resources; moto's backends are
+        process-wide, so two pipelines in one process (one after the other) need different names.
+        ``handler_hook`` wraps every handler the wiring calls.
+        """
         self.clock = ManualClock(start)
         self.api_key = secrets.token_hex(16)
         self._template_path = template_path or default_template_path()
@@ -87,7 +101,11 @@ class LocalPipeline:
             item_concurrency=8, content_seconds_per_second=600.0, asset_ready_seconds=20.0
         )
         self._overrides = dict(parameter_overrides or {})
+        self._environment_overrides = dict(environment_overrides or {})
+        self._stack_name = stack_name
+        self._handler_hook = handler_hook
         self._seed = seed
+        self._clients: dict[str, Any] = {}
         self._exit = ExitStack()
         self._lambda_output: TextIO = lambda_output or self._exit.enter_context(open(os.devnull, "w"))  # noqa: SIM115
 
@@ -108,19 +126,25 @@ class LocalPipeline:
 
     def _start(self) -> None:
         self.moto: MotoEndpoint = self._exit.enter_context(moto_server())
+        # One session for everything: clients made from it share botocore's loaded service models, which makes
+        # each new client cheap (a fresh session re-reads the models from disk, ~0.2 s per client).
+        self.session = self.moto.session()
         config = EmulatorConfig(
             api_key=self.api_key, clock="virtual", settings=self._emulator_settings, seed=self._seed
         )
         self.emulator = self._exit.enter_context(EmulatorServer(config, clock=self.clock))
         overrides = {"TwelveLabsBaseUrl": self.emulator.api_url, **self._overrides}
-        self.stack = create_stack(
-            load_template(self._template_path),
-            stack_name=STACK_NAME,
-            endpoint_url=self.moto.endpoint_url,
-            parameter_overrides=overrides,
-            api_key=self.api_key,
-            region=self.moto.region,
-            session=self.moto.session(),
+        self.stack = _with_environment(
+            create_stack(
+                load_template(self._template_path),
+                stack_name=self._stack_name,
+                endpoint_url=self.moto.endpoint_url,
+                parameter_overrides=overrides,
+                api_key=self.api_key,
+                region=self.moto.region,
+                session=self.session,
+            ),
+            self._environment_overrides,
         )
         environment = self.stack.env("FlusherFunction")
         self.settings = Settings.from_env(environment)
@@ -128,16 +152,19 @@ class LocalPipeline:
         metrics.namespace = environment["POWERTOOLS_METRICS_NAMESPACE"]
         logger.setLevel(environment.get("POWERTOOLS_LOG_LEVEL", "INFO"))
         self.runtime: Runtime = build_runtime(
-            self.settings, clock=self.clock, session=self.moto.session(), api_key=self.api_key
+            self.settings, clock=self.clock, session=self.session, api_key=self.api_key
         )
         set_runtime(self.runtime)
         self._exit.callback(set_runtime, None)
         self._exit.callback(self.runtime.twelvelabs.close)
+        handlers = load_handlers(self.stack, self._template_path.parent)
+        if self._handler_hook is not None:
+            handlers = {function_id: self._handler_hook(function_id, h) for function_id, h in handlers.items()}
         self.wiring = LocalWiring(
             self.stack,
-            load_handlers(self.stack, self._template_path.parent),
+            handlers,
             clock=self.clock,
-            session=self.moto.session(),
+            session=self.session,
             s3_notifications=self.moto.s3_notifications,
             is_idle=self.settled,
         )
@@ -148,9 +175,16 @@ class LocalPipeline:
     def bucket(self) -> str:
         return self.stack.resources["VideoBucket"].ref
 
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` bound to the moto server, made once per pipeline."""
+        if service not in self._clients:
+            endpoint = self.moto.endpoint_url
+            self._clients[service] = self.session.client(service, endpoint_url=endpoint)  # type: ignore[call-overload]
+        return self._clients[service]
+
     def upload(self, key: str, body: bytes) -> str | None:
         """Put an object into the video bucket, as a user would; returns its version id."""
-        response = self.moto.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body)
+        response = self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body)
         version: str | None = response.get("VersionId")
         return version
 
@@ -159,11 +193,43 @@ class LocalPipeline:
 
         What the handlers print (JSON logs, EMF metrics) goes to ``lambda_output`` as CloudWatch would keep it.
         """
+        with self._lambda_streams():
+            return self.wiring.run_until_idle(self.clock.advance, max_steps=max_steps)
+
+    def run_until(self, condition: Callable[[], bool], max_steps: int = 10_000) -> RunReport:
+        """Drive the wiring as ``run_until_idle`` does, but stop as soon as ``condition()`` holds after a step.
+
+        The clock is never advanced past the step that made the condition true, so a test can change the world
+        (emulator settings, faults) exactly there. Raises WiringStalledError when the pipeline goes idle (or runs
+        out of steps) with the condition still false.
+        """
+        totals = StepReport()
+        advanced = 0.0
+        with self._lambda_streams():
+            for steps in range(1, max_steps + 1):
+                report = self.wiring.step()
+                totals.add(report)
+                if condition():
+                    return RunReport(steps=steps, advanced_seconds=advanced, totals=totals)
+                if report.did_work:
+                    continue
+                reasons = self.wiring.pending()
+                due = self.wiring.next_due()
+                if not reasons or due is None:
+                    raise WiringStalledError(f"idle after {steps} steps and the condition is still false")
+                wait = (due - self.clock.now()).total_seconds()
+                if wait > 0:
+                    self.clock.advance(wait)
+                    advanced += wait
+        raise WiringStalledError(f"condition still false after {max_steps} steps: {self.wiring.pending()}")
+
+    @contextmanager
+    def _lambda_streams(self) -> Iterator[None]:
         stream = logger.registered_handler
         previous = stream.setStream(self._lambda_output) if isinstance(stream, logging.StreamHandler) else None
         try:
             with redirect_stdout(self._lambda_output):
-                return self.wiring.run_until_idle(self.clock.advance, max_steps=max_steps)
+                yield
         finally:
             if previous is not None and isinstance(stream, logging.StreamHandler):
                 stream.setStream(previous)
@@ -179,7 +245,7 @@ class LocalPipeline:
 
     def items(self) -> Iterator[ItemRecord]:
         """Every item record in the table (a scan: for demos and tests, never for the pipeline itself)."""
-        paginator = self.moto.client("dynamodb").get_paginator("scan")
+        paginator = self.client("dynamodb").get_paginator("scan")
         pages = paginator.paginate(
             TableName=self.settings.table_name,
             FilterExpression="sk = :item",
@@ -193,5 +259,16 @@ class LocalPipeline:
                     yield item
 
     def read_result(self, key: str) -> bytes:
-        body: bytes = self.moto.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        body: bytes = self.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
         return body
+
+
+def _with_environment(stack: LocalStack, extra: Mapping[str, str]) -> LocalStack:
+    """The stack with ``extra`` added to every function's environment (as if set in the template's Globals)."""
+    if not extra:
+        return stack
+    functions = {
+        function_id: dataclasses.replace(function, environment={**function.environment, **extra})
+        for function_id, function in stack.functions.items()
+    }
+    return dataclasses.replace(stack, functions=functions)

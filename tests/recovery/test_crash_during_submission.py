@@ -1,0 +1,98 @@
+"""The flusher dies between two saga steps; the reconciler (sweeper or next flush) finishes or undoes the saga."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.services.harness import Stack
+from videobatch.domain.items import ItemState
+from videobatch.services.records import ClaimState, ItemRecord
+
+from .support import Crash, Wrapped, assert_each_submitted_once, past_decision_age, sweeper
+
+pytestmark = pytest.mark.integration
+
+
+def _claim_of(stack: Stack, item_id: str) -> Any:
+    item = stack.items.get(item_id)
+    assert item is not None
+    return stack.claims.get(item.claim_id or "")
+
+
+def test_crash_after_claim_before_create_releases_then_submits_once(stack: Stack, videos: dict[str, Path]) -> None:
+    [item_id] = stack.queue(videos, ("short", "in/a.mp4"))
+    stack.clock.advance(stack.settings.max_wait_seconds)
+
+    def die(*args: Any, **kwargs: Any) -> Any:
+        raise Crash("killed before the create was sent")
+
+    flusher = stack.flusher()
+    flusher._api = Wrapped(stack.twelvelabs, create_batch=die)  # the crash point
+    with pytest.raises(Crash):
+        flusher.run()
+    claim = _claim_of(stack, item_id)
+    assert (claim.state, claim.batch_id) == (ClaimState.PENDING, None)
+    past_decision_age(stack)
+    # The next flush reconciles first: no batch anywhere holds the claim's custom_ids, so it is released ...
+    summary = stack.flusher().run()
+    assert summary.claims_reconciled == 1
+    # ... and its item is submitted in the same run, under a fresh attempt number.
+    assert summary.items_submitted == 1
+    item = stack.items.get(item_id)
+    assert item is not None
+    assert (item.state, item.attempts, item.released_attempts) == (ItemState.SUBMITTED, 2, 1)
+    assert_each_submitted_once(stack)
+
+
+def test_crash_after_create_before_anything_is_recorded(stack: Stack, videos: dict[str, Path]) -> None:
+    ids = stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
+    stack.clock.advance(stack.settings.max_wait_seconds)
+
+    def die_on_save(new: Any, expected: Any) -> Any:
+        raise Crash("killed right after the create answered")
+
+    flusher = stack.flusher()
+    flusher._reconciler.recorder._claims = Wrapped(stack.claims, save=die_on_save)
+    with pytest.raises(Crash):
+        flusher.run()
+    claim = _claim_of(stack, ids[0])
+    assert (claim.state, claim.batch_id) == (ClaimState.PENDING, None)  # the batch id was never written down
+    stack.clock.advance(stack.settings.flush_lease_seconds)
+    summary = sweeper(stack).run()
+    assert (summary.reconcile.claims_adopted, summary.reconcile.items_submitted) == (1, 2)
+    assert {item.state for item in stack.items.get_many(ids).values()} == {ItemState.SUBMITTED}
+    assert_each_submitted_once(stack)
+
+
+def test_crash_while_items_are_marked_submitted(stack: Stack, videos: dict[str, Path]) -> None:
+    ids = stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    saves = {"submitted": 0}
+
+    def save(new: ItemRecord, expected: ItemRecord) -> ItemRecord:
+        if new.state is ItemState.SUBMITTED:
+            saves["submitted"] += 1
+            if saves["submitted"] == 2:
+                raise Crash("killed between two item writes")
+        return stack.items.save(new, expected)
+
+    flusher = stack.flusher()
+    flusher._reconciler.recorder._items = Wrapped(stack.items, save=save)
+    with pytest.raises(Crash):
+        flusher.run()
+    claim = _claim_of(stack, ids[0])
+    assert claim.state is ClaimState.PENDING
+    assert claim.batch_id is not None  # step 4 held: recovery needs no search
+    assert stack.batches.get(claim.batch_id) is None  # the checker never sees a half-recorded batch
+    states = sorted(item.state for item in stack.items.get_many(ids).values())
+    assert states == [ItemState.CLAIMED, ItemState.SUBMITTED]
+    stack.clock.advance(stack.settings.flush_lease_seconds)
+    summary = sweeper(stack).run()
+    assert (summary.reconcile.claims_adopted, summary.reconcile.items_submitted) == (1, 1)
+    record = stack.batches.get(claim.batch_id)
+    assert record is not None
+    assert set(record.item_ids) == set(ids)
+    assert {item.batch_id for item in stack.items.get_many(ids).values()} == {claim.batch_id}
+    assert_each_submitted_once(stack)
+    assert sweeper(stack).run().work_done == 0  # converged: a second pass finds nothing to do
