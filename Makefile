@@ -28,6 +28,10 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/client_import.py
 	$(BIN)/python benchmarks/results_stream.py
+	$(BIN)/python benchmarks/samples.py
+	$(BIN)/python benchmarks/handler_imports.py
+	$(BIN)/python benchmarks/calls_per_video.py
+	$(BIN)/python benchmarks/flush_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
