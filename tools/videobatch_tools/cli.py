@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "videobatch_tools.emulator.command",
     "videobatch_tools.demo",
     "videobatch_tools.ops",
+    "videobatch_tools.simulate.command",
 )
 
 
