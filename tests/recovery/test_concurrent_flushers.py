@@ -83,4 +83,5 @@ def test_lease_nearly_over_sends_nothing(stack: Stack, videos: dict[str, Path]) 
     assert stack.twelvelabs.list_batches().data == []
     item = stack.items.get(item_id)
     assert item is not None
-    assert (item.state, item.attempts) == (ItemState.QUEUED, 0)  # nothing was sent: the attempt did not happen
+    # Nothing was sent: the attempt does not count, but its number stays spent (custom_ids are never reused).
+    assert (item.state, item.counted_attempts, item.attempts) == (ItemState.QUEUED, 0, 1)

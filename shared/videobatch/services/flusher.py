@@ -299,22 +299,12 @@ class FlushService:
     def _release(
         self, claim: ClaimRecord, claimed: Sequence[ItemRecord], error: Exception, summary: FlushSummary
     ) -> None:
-        now = self._clock.now()
-        for item in claimed:
-            released = item.model_copy(
-                update={
-                    "state": ItemState.QUEUED,
-                    "attempts": item.attempts - 1,  # nothing was submitted: this attempt did not happen
-                    "claim_id": None,
-                    "claimed_at": None,
-                    "updated_at": now,
-                }
-            )
-            try:
-                self._items.save(released, item)
-            except StaleStateError:
-                logger.warning("claimed item changed before release", extra={"item_id": item.item_id})
+        """No batch was created: the items go back to the queue, then the claim is released (items first, as the
+        reconciler does, so a crash in between leaves a pending claim it finishes). The attempt number stays spent:
+        a custom_id is never sent under two claims, which the reconciler's search relies on."""
         note = f"released: {type(error).__name__}: {error}"[:1000]
+        for item in claimed:
+            self._reconciler.recorder.requeue(item, note)
         self._claims.save(claim.model_copy(update={"state": ClaimState.RELEASED, "note": note}), claim)
         summary.claims_released += 1
         logger.warning("batch create refused; claim released", extra={"claim_id": claim.claim_id, "error": str(error)})

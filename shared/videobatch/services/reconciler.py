@@ -28,7 +28,7 @@ from videobatch.clock import Clock
 from videobatch.config import Settings
 from videobatch.domain.events import BatchSubmitted
 from videobatch.domain.items import ItemState
-from videobatch.errors import NotFoundError, StaleStateError
+from videobatch.errors import NotFoundError, StaleStateError, TwelveLabsError
 from videobatch.services.ports import (
     BatchStore,
     ClaimStore,
@@ -305,6 +305,7 @@ class ReconcileSummary(BaseModel):
     items_requeued: int = 0
     anomalies: int = 0
     lost_races: int = 0
+    claims_errored: int = 0  # a write race or an API error stopped this claim's turn; the next run retries it
 
     @property
     def work_done(self) -> int:
@@ -346,6 +347,7 @@ class ReconcileService:
     ) -> None:
         self._settings = settings
         self._clock = clock
+        self._items = items
         self._claims = claims
         self._api = twelvelabs
         self._metrics = metrics
@@ -368,8 +370,19 @@ class ReconcileService:
         for claim in list(self._claims.iter_pending()):
             if self.create_deadline(claim) > now:
                 continue  # its flusher may still be sending the create: not ours to judge
-            self.reconcile(claim, summary)
-        for name, value in (("ClaimsAdopted", summary.claims_adopted), ("ClaimsReleased", summary.claims_released)):
+            try:
+                self.reconcile(claim, summary)
+            except (StaleStateError, TwelveLabsError):
+                # One claim must not stall the others, nor the flush that runs after this: its items stay claimed
+                # (never resubmitted), so leaving it for the next run is safe.
+                summary.claims_errored += 1
+                logger.exception("claim not reconciled this run", extra={"claim_id": claim.claim_id})
+        counted = (
+            ("ClaimsAdopted", summary.claims_adopted),
+            ("ClaimsReleased", summary.claims_released),
+            ("ClaimsUnreconciled", summary.claims_errored),
+        )
+        for name, value in counted:
             if value:
                 self._metrics.add_metric(name=name, unit="Count", value=value)
         return summary
@@ -383,6 +396,13 @@ class ReconcileService:
         fresh = self._claims.get(claim.claim_id)  # the index is eventually consistent: decide on the record
         if fresh is None or fresh.state is not ClaimState.PENDING:
             return
+        if fresh.batch_id is None:
+            fresh = self._narrow_to_held(fresh)
+            if not fresh.item_ids:
+                note = "reconciler released: the claim holds none of its items, so no create was sent for them"
+                self.recorder.release(fresh, note)
+                summary.claims_released += 1
+                return
         search = self._search(fresh)
         logger.info("claim reconciled", extra={"claim_id": fresh.claim_id, "decision": search.decision.value})
         if search.decision is Decision.ADOPT and search.found is not None:
@@ -406,6 +426,28 @@ class ReconcileService:
             summary.lost_races += 1
         else:
             summary.anomalies += 1
+
+    def _narrow_to_held(self, claim: ClaimRecord) -> ClaimRecord:
+        """The claim without the items it does not hold: only those can be in its batch.
+
+        The flusher sends the create for the items it claimed, and they stay claimed by this claim until the saga
+        ends (the sweeper leaves pending claims alone). An item it lists but does not hold was never claimed (a crash
+        before step 2 finished) or was released after a refused create; a later claim may send that item, so its
+        custom_ids must not make this claim adopt the later claim's batch.
+        """
+        items = self._items.get_many(claim.item_ids)
+        held = tuple(item_id for item_id in claim.item_ids if item_id in items and _claimed_by(items[item_id], claim))
+        if held == claim.item_ids:
+            return claim
+        windows_only = self._settings.count_windows_only
+        narrowed = claim.model_copy(
+            update={
+                "item_ids": held,
+                "custom_ids": {cid: item_id for cid, item_id in claim.custom_ids.items() if item_id in held},
+                "content_seconds": sum(items[i].content_seconds(windows_only=windows_only) for i in held),
+            }
+        )
+        return self._claims.save(narrowed, claim)
 
     # --- looking at the API ---------------------------------------------------------------------------------
 

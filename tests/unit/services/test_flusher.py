@@ -139,8 +139,15 @@ def test_definitive_refusal_releases_the_claim(stack: Stack, videos: dict[str, P
     assert summary.stop_reason.startswith("batch create refused")
     item = stack.items.get(ids[0])
     assert item is not None
-    assert (item.state, item.attempts, item.claim_id) == (ItemState.QUEUED, 0, None)
+    assert (item.state, item.claim_id) == (ItemState.QUEUED, None)
+    # The attempt number stays spent (a custom_id is never sent under two claims); it does not count towards
+    # max_attempts, as nothing reached TwelveLabs.
+    assert (item.attempts, item.released_attempts, item.counted_attempts) == (1, 1, 0)
     assert stack.flusher().run().batches_submitted == 1  # the next round submits it
+    resubmitted = stack.items.get(ids[0])
+    assert resubmitted is not None
+    assert resubmitted.attempts == 2
+    assert set(resubmitted.task_ids).isdisjoint(item.custom_ids())
 
 
 def test_unpackable_item_fails_instead_of_blocking(stack: Stack, videos: dict[str, Path]) -> None:

@@ -220,3 +220,36 @@ def test_recorder_raises_when_the_claim_ends_elsewhere(stack: Stack, videos: dic
     recorder = _reconciler(stack, claims=_Claims(stack.claims, save=save)).recorder
     with pytest.raises(StaleStateError, match="released meanwhile"):
         recorder.record(noted, found)
+
+
+def test_an_undecidable_claim_does_not_stall_the_others_or_the_flush(stack: Stack, videos: dict[str, Path]) -> None:
+    """A pending claim naming a batch recorded for another claim (should never happen) fails its own turn only."""
+    [sent] = stack.queue(videos, ("short", "in/a.mp4"))
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    assert stack.flusher().run().items_submitted == 1
+    item = stack.items.get(sent)
+    assert item is not None
+    assert item.batch_id is not None
+    impostor = ClaimRecord(
+        claim_id="impostor",
+        owner="nobody",
+        analysis_mode=item.analysis_mode,
+        created_at=stack.clock.now(),
+        item_ids=(sent,),
+        custom_ids=dict.fromkeys(item.task_ids, sent),
+        content_seconds=item.duration_seconds or 1.0,
+        batch_id=item.batch_id,
+    )
+    stack.claims.create(impostor)
+    [waiting] = stack.queue(videos, ("short2", "in/b.mp4"))
+    _decidable(stack)
+    summary = _reconciler(stack).run()
+    assert (summary.claims_checked, summary.claims_errored) == (1, 1)
+    assert stack.metrics.total("ClaimsUnreconciled") == 1
+    flush = stack.flusher().run()  # the flush behind it still runs
+    assert (flush.items_submitted, flush.stop_reason) == (1, None)
+    queued = stack.items.get(waiting)
+    assert queued is not None
+    assert queued.state is ItemState.SUBMITTED
+    untouched = stack.items.get(sent)
+    assert untouched == item  # the impostor changed nothing
