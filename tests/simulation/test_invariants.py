@@ -33,8 +33,16 @@ def save(
     return ItemWrite(item_id, "save", version, source, version + 1 if new is None else new, target, at)
 
 
-def request(item_id: str, attempt: int, window: int, status: str = "queued", seconds: float = 60.0) -> ObservedRequest:
-    return ObservedRequest(custom_id_for(item_id, attempt, window), status, seconds)
+def request(
+    item_id: str,
+    attempt: int,
+    window: int,
+    status: str = "queued",
+    seconds: float = 60.0,
+    ended_hours: float | None = None,
+) -> ObservedRequest:
+    ended = None if ended_hours is None else T0 + timedelta(hours=ended_hours)
+    return ObservedRequest(custom_id_for(item_id, attempt, window), status, seconds, ended)
 
 
 def batch(batch_id: str, start_hours: float, end_hours: float | None, *requests: ObservedRequest) -> ObservedBatch:
@@ -112,6 +120,18 @@ def test_an_item_resubmitted_after_its_batch_ended_is_not_double_submitted() -> 
     c.observe_batches([batch("b1", 0, 24, request(ITEM, 1, 0, "canceled"))])
     c.observe_batches([batch("b2", 24, None, request(ITEM, 2, 0))])
     assert c.counts()["double_submitted"] == 0
+
+
+def test_a_retry_of_a_request_that_failed_inside_a_running_batch_is_not_double_submitted() -> None:
+    c = checker()
+    # b1 keeps running other work for hours; this item's request failed (retryably) after 1 h and is retried.
+    c.observe_batches([batch("b1", 0, None, request(ITEM, 1, 0, "failed", ended_hours=1))])
+    c.observe_batches([batch("b2", 2, None, request(ITEM, 2, 0))])
+    assert c.counts()["double_submitted"] == 0
+    # Resubmitted while the first request was still processing: both live at once.
+    c.observe_batches([batch("b3", 0, None, request(OTHER, 1, 0, "processing"))])
+    c.observe_batches([batch("b4", 2, None, request(OTHER, 2, 0, "failed", ended_hours=3))])
+    assert c.counts()["double_submitted"] == 1
 
 
 def test_an_item_analysed_to_ready_twice_is_double_submitted() -> None:

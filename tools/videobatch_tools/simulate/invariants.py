@@ -16,9 +16,11 @@ lost
     the longest legitimate stay is a batch's 24 h expiry + the expiry check, or waiting for a slot held by
     such batches); a ``failed`` item without a failure code and message (counted here, reported by kind).
 double_submitted
-    an (item, window) pair, any attempt, in two batches that were both active (pending / processing /
-    canceling) at the same moment; or an item whose windows all reached ``ready`` in two different
-    submissions (analysed twice).
+    an (item, window) pair, any attempt, live in two batches at the same moment; or an item whose windows all
+    reached ``ready`` in two different submissions (analysed twice). A request is live from its batch's creation
+    until it ends (``ready``, ``failed`` or ``canceled``), or until its batch stops being active: a request that
+    failed retryably inside a batch that still runs others is over, and its retry in a new batch is the policy
+    working, not a duplicate.
 limit_violations
     more active batches at a batch's creation than ``max_active`` (Settings.max_active_batches -
     reserved_batch_slots); a batch with more requests than ``max_items``; a batch with more content seconds
@@ -74,6 +76,7 @@ class ObservedRequest:
     custom_id: str | None
     status: str
     content_seconds: float
+    ended_at: datetime | None = None  # when it became ready / failed / canceled
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,8 @@ class InvariantChecker:
     _uploads: dict[str, datetime] = field(default_factory=dict)
     _items: dict[str, _Shadow] = field(default_factory=dict)
     _batches: dict[str, ObservedBatch] = field(default_factory=dict)
-    # (item_id, window) -> batch ids holding it (any attempt)
-    _by_window: dict[tuple[str, int], set[str]] = field(default_factory=lambda: defaultdict(set))
+    # (item_id, window) -> {batch id: the request's live interval} (any attempt)
+    _by_window: dict[tuple[str, int], dict[str, _Interval]] = field(default_factory=lambda: defaultdict(dict))
     _item_batches: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     _violations: dict[tuple[str, str], Violation] = field(default_factory=dict)
     writes: int = 0
@@ -242,11 +245,10 @@ class InvariantChecker:
             if key is None:
                 continue
             holders = self._by_window[key]
-            holders.add(batch.batch_id)
+            live = holders[batch.batch_id] = _live(batch, request)
             self._item_batches[key[0]].add(batch.batch_id)
-            for other_id in holders - {batch.batch_id}:
-                other = self._batches[other_id]
-                if _overlap(batch, other):
+            for other_id, other in holders.items():
+                if other_id != batch.batch_id and _overlap(live, other):
                     first, second = sorted((batch.batch_id, other_id))
                     self._flag("double_submitted", f"{key[0]}-w{key[1]}", f"active in {first} and {second} at once")
         ready_submissions: dict[str, set[tuple[str, int]]] = defaultdict(set)
@@ -292,7 +294,15 @@ def _active_at(batch: ObservedBatch, moment: datetime) -> bool:
     return batch.created_at <= moment and (batch.ended_at is None or moment < batch.ended_at)
 
 
-def _overlap(a: ObservedBatch, b: ObservedBatch) -> bool:
-    a_before_b_ends = b.ended_at is None or a.created_at < b.ended_at
-    b_before_a_ends = a.ended_at is None or b.created_at < a.ended_at
+_Interval = tuple[datetime, datetime | None]  # [start, end); None: still live
+
+
+def _live(batch: ObservedBatch, request: ObservedRequest) -> _Interval:
+    ends = [moment for moment in (request.ended_at, batch.ended_at) if moment is not None]
+    return batch.created_at, min(ends, default=None)
+
+
+def _overlap(a: _Interval, b: _Interval) -> bool:
+    a_before_b_ends = b[1] is None or a[0] < b[1]
+    b_before_a_ends = a[1] is None or b[0] < a[1]
     return a_before_b_ends and b_before_a_ends

@@ -371,7 +371,8 @@ class Simulation:
                 if batch.status in ("pending", "processing", "canceling"):
                     ended = None
                 requests = tuple(
-                    ObservedRequest(item.custom_id, item.status, item.content_seconds) for item in batch.items
+                    ObservedRequest(item.custom_id, item.status, item.content_seconds, item.completed_at)
+                    for item in batch.items
                 )
                 observed.append(ObservedBatch(batch.batch_id, batch.created_at, ended, requests))
         return observed
