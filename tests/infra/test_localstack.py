@@ -391,6 +391,57 @@ def test_a_kept_one_time_schedule_still_fires_only_once(
     assert wired.pending() == []
 
 
+def test_a_failed_asynchronous_invocation_is_retried_twice_with_the_same_event(
+    stack: LocalStack, moto: MotoEndpoint, clock: ManualClock
+) -> None:
+    def crash_on_check(event: dict[str, Any], context: Any) -> Any:
+        if "check_batch" in event:
+            raise RuntimeError("handler crashed")
+        return {"work_done": 0}
+
+    checker = Recorder(crash_on_check)
+    wired = wiring(stack, moto, clock, BatchCheckerFunction=checker)
+    due = clock.now() + timedelta(minutes=2, seconds=30)  # between two periodic firings
+    create_one_time_schedule(stack, moto, "expire-b-1", due)
+    clock.set(due)
+    assert wired.step().errors == 1
+    assert any("retry" in reason for reason in wired.pending())
+    clock.set(due + timedelta(minutes=1))
+    assert wired.step().async_retries == 1
+    clock.set(due + timedelta(minutes=3))
+    assert wired.step().async_retries == 1
+    clock.set(due + timedelta(hours=1))
+    wired.step()
+    assert not any("retry" in reason for reason in wired.pending())
+    delivered = [(event, when) for event, _, when in checker.calls if "check_batch" in event]
+    moments = [due, due + timedelta(minutes=1), due + timedelta(minutes=3)]
+    assert delivered == [({"check_batch": "b-1"}, moment) for moment in moments]  # then dropped, as Lambda does
+
+
+def test_a_retried_invocation_that_succeeds_is_not_retried_again(
+    stack: LocalStack, moto: MotoEndpoint, clock: ManualClock
+) -> None:
+    outcomes = iter([RuntimeError("first run crashed"), {"work_done": 1}])
+
+    def flaky(event: dict[str, Any], context: Any) -> Any:
+        outcome = next(outcomes, {"work_done": 0})
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    flusher = Recorder(flaky)
+    wired = wiring(stack, moto, clock, FlusherFunction=flusher)
+    clock.advance(60)
+    assert wired.step().errors == 1
+    clock.advance(60)
+    report = wired.step()  # the retry and the next scheduled run are both due
+    assert (report.async_retries, report.errors) == (1, 0)
+    events = [event for event, _, _ in flusher.calls]
+    assert len(events) == 3  # the crash, the next scheduled run, the retry
+    assert events.count(events[0]) == 2  # the retry carries the same event (same id and time)
+    assert not any("retry" in reason for reason in wired.pending())
+
+
 # --- idle -------------------------------------------------------------------------------------------------------
 
 

@@ -16,6 +16,9 @@ imports the functions. Time comes from an injected clock, so a simulation can ru
   firings are coalesced into one (a virtual clock skipped them; nothing ran in between).
 - EventBridge Scheduler: one-time ``at(...)`` schedules in the template's schedule groups fire once the clock
   passes them, with their Target Input as the event, and are deleted when ActionAfterCompletion is DELETE.
+- Asynchronous invocations (both kinds of schedule invoke Lambda asynchronously): when the handler raises or
+  overruns, the same event is delivered again one minute later and, failing again, two minutes after that (Lambda's
+  default of two retries), then dropped, as Lambda does without an on-failure destination.
 
 Idle: ``run_until_idle`` stops when no S3 notification, queued or in-flight message, or pending one-time
 schedule remains, every periodic schedule has fired since the last work anywhere and reported no work, and the
@@ -91,11 +94,14 @@ class StepReport:
     one_time_fired: int = 0
     periodic_fired: int = 0
     periodic_work: int = 0
+    async_retries: int = 0
     errors: int = 0
 
     @property
     def did_work(self) -> bool:
-        return bool(self.s3_events_routed or self.sqs_batches or self.one_time_fired or self.periodic_work)
+        return bool(
+            self.s3_events_routed or self.sqs_batches or self.one_time_fired or self.periodic_work or self.async_retries
+        )
 
     def add(self, other: StepReport) -> None:
         for name in self.__dataclass_fields__:
@@ -153,6 +159,19 @@ class _Parked:
     release_at: datetime
 
 
+# Lambda's default for asynchronous invocations: two retries, one minute then two minutes after a failure.
+ASYNC_RETRY_DELAYS_SECONDS: tuple[float, ...] = (60.0, 120.0)
+
+
+@dataclass
+class _AsyncRetry:
+    due: datetime
+    function_id: str
+    event: Any
+    source: str
+    retries_done: int
+
+
 @dataclass
 class _OneTime:
     group: str
@@ -204,6 +223,7 @@ class LocalWiring:
         self._sent_at: dict[str, datetime] = {}
         self._first_received: dict[str, datetime] = {}
         self._completed_one_time: set[tuple[str, str, str]] = set()
+        self._async_retries: list[_AsyncRetry] = []
         self._sequence = 0
         self._report = StepReport()
         self.invocations: list[Invocation] = []
@@ -287,6 +307,7 @@ class LocalWiring:
             self._pump(source)
         self._fire_one_time()
         self._fire_periodic()
+        self._fire_async_retries()
         return self._report
 
     def run_until_idle(self, advance: Callable[[float], object], max_steps: int = 10_000) -> RunReport:
@@ -325,6 +346,7 @@ class LocalWiring:
             if visible or in_flight:
                 reasons.append(f"{source.queue_name}: {visible} queued, {in_flight} in flight")
         reasons.extend(f"one-time schedule {s.group}/{s.name} at {s.due.isoformat()}" for s in self._one_time())
+        reasons.extend(f"{r.function_id} retry of {r.source} at {r.due.isoformat()}" for r in self._async_retries)
         reasons.extend(
             f"{p.function_id}.{p.event_name} has not reported idle" for p in self._periodic if p.last_work != 0
         )
@@ -340,6 +362,7 @@ class LocalWiring:
         candidates = [p.next_due for p in self._periodic]
         candidates += [s.due for s in self._one_time()]
         candidates += [p.release_at for p in self._parked]
+        candidates += [r.due for r in self._async_retries]
         return min(candidates, default=None)
 
     @property
@@ -492,7 +515,7 @@ class LocalWiring:
                 event = scheduled_event(
                     rule_arn=periodic.rule_arn, account_id=stack.account_id, region=stack.region, moment=moment
                 )
-            invocation = self._invoke(periodic.function_id, event, f"schedule:{periodic.event_name}")
+            invocation = self._invoke_async(periodic.function_id, event, f"schedule:{periodic.event_name}")
             work = _work_done(invocation)
             self._report.periodic_fired += 1
             if work:
@@ -540,13 +563,32 @@ class LocalWiring:
             if schedule.due > now:
                 continue
             function_id = self._function_for_arn(schedule.target_arn)
-            self._invoke(function_id, schedule.payload, f"scheduler:{schedule.group}/{schedule.name}")
+            self._invoke_async(function_id, schedule.payload, f"scheduler:{schedule.group}/{schedule.name}")
             self._report.one_time_fired += 1
             self._note_work(None)
             if schedule.delete_after:
                 self._delete_schedule(schedule)
             else:
                 self._completed_one_time.add((schedule.group, schedule.name, schedule.version))
+
+    # --- asynchronous invocation retries ---------------------------------------------------------------------
+
+    def _invoke_async(self, function_id: str, event: Any, source: str, retries_done: int = 0) -> Invocation:
+        invocation = self._invoke(function_id, event, source)
+        if invocation.error is not None and retries_done < len(ASYNC_RETRY_DELAYS_SECONDS):
+            due = self._clock.now() + timedelta(seconds=ASYNC_RETRY_DELAYS_SECONDS[retries_done])
+            self._async_retries.append(_AsyncRetry(due, function_id, event, source, retries_done + 1))
+        return invocation
+
+    def _fire_async_retries(self) -> None:
+        now = self._clock.now()
+        due = [retry for retry in self._async_retries if retry.due <= now]
+        self._async_retries = [retry for retry in self._async_retries if retry.due > now]
+        for retry in due:
+            source = f"{retry.source} (retry {retry.retries_done})"
+            self._invoke_async(retry.function_id, retry.event, source, retry.retries_done)
+            self._report.async_retries += 1
+            self._note_work(None)
 
     def _delete_schedule(self, schedule: _OneTime) -> None:
         try:
