@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -31,10 +31,13 @@ from videobatch.config import Settings
 from videobatch.domain.items import FailureReason, ItemState
 from videobatch.domain.packing import PackCandidate, PlannedBatch, plan_batches
 from videobatch.domain.profiles import ProfileSet
+from videobatch.domain.refusals import asset_refusal, rejected_request_indices, request_refusal
 from videobatch.domain.windows import request_time_bounds
 from videobatch.errors import (
     ConfigurationError,
+    ConflictError,
     InvalidInputError,
+    NotFoundError,
     OutcomeUnknownError,
     StaleStateError,
     TwelveLabsError,
@@ -48,12 +51,19 @@ from videobatch.services.ports import (
     ItemStore,
     LeaseStore,
     MetricsSink,
-    TwelveLabsBatches,
+    TwelveLabsFlushApi,
 )
 from videobatch.services.reconciler import FoundBatch, ReconcileService, RecordOutcome
 from videobatch.services.records import ClaimRecord, ClaimState, ItemRecord, queued_queue
 from videobatch.twelvelabs import limits
-from videobatch.twelvelabs.models import BatchCreated, BatchCreateRequest, BatchItemRequest, BatchStatus, VideoContext
+from videobatch.twelvelabs.models import (
+    Asset,
+    BatchCreated,
+    BatchCreateRequest,
+    BatchItemRequest,
+    BatchStatus,
+    VideoContext,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +72,8 @@ _OPTION_FIELDS_EXCEPT_BOUNDS: Final = {"start_time", "end_time"}
 ACTIVE_STATUSES: Final[tuple[BatchStatus, ...]] = ("pending", "processing", "canceling")
 # Do not start a create with less lease than this left: the call needs time to get an answer within the lease.
 MIN_CREATE_SECONDS: Final = 5.0
+# A create refused because an asset is not ready: that video waits this long before it is packed again.
+REFUSED_ASSET_RETRY_SECONDS: Final = 600.0
 
 
 class FlushSummary(BaseModel):
@@ -100,7 +112,7 @@ class FlushService:
         batches: BatchStore,
         claims: ClaimStore,
         leases: LeaseStore,
-        twelvelabs: TwelveLabsBatches,
+        twelvelabs: TwelveLabsFlushApi,
         scheduler: ExpiryScheduler,
         events: EventPublisher,
         profiles: ProfileSet,
@@ -231,7 +243,7 @@ class FlushService:
             raise _Stop("batch create outcome unknown") from error
         except (TwelveLabsError, InvalidInputError) as error:
             # Every other failure of create_batch guarantees that no batch was created (see the client).
-            self._release(claim, claimed, error, summary)
+            self._refused(claim, claimed, request, error, summary)
             raise _Stop(f"batch create refused: {error}") from error
         self._record_submission(claim, claimed, created, planned, summary)
 
@@ -296,15 +308,81 @@ class FlushService:
             self._claims.save(claim.model_copy(update={"note": note[:1000]}), claim)
         logger.warning("batch create outcome unknown; claim left pending", extra={"claim_id": claim.claim_id})
 
+    def _refused(
+        self,
+        claim: ClaimRecord,
+        claimed: Sequence[ItemRecord],
+        request: BatchCreateRequest,
+        error: Exception,
+        summary: FlushSummary,
+    ) -> None:
+        """No batch was created. The videos the refusal is traced to fail (domain.refusals); the rest go back."""
+        failures, deferred = self._blame(claimed, request, error)
+        for item in claimed:
+            if item.item_id in failures:
+                self._fail(item, failures[item.item_id], summary, stage="submission")
+        back = [item for item in claimed if item.item_id not in failures]
+        self._release(claim, back, error, summary, deferred=deferred)
+
+    def _blame(
+        self, claimed: Sequence[ItemRecord], request: BatchCreateRequest, error: Exception
+    ) -> tuple[dict[str, FailureReason], set[str]]:
+        """(failures by item id, item ids to requeue later: their asset is not ready yet)."""
+        owner = {custom_id: item.item_id for item in claimed for custom_id in item.custom_ids()}
+        named = [request.requests[i] for i in rejected_request_indices(error) if i < len(request.requests)]
+        failures = {owner[r.custom_id]: request_refusal(error) for r in named if r.custom_id in owner}
+        if failures or not isinstance(error, NotFoundError | ConflictError):
+            return failures, set()
+        assets = self._lookup_assets(claimed)
+        if assets is None:
+            return {}, set()
+        deferred: set[str] = set()
+        for item in claimed:
+            asset = assets.get(item.asset_id or "")
+            status = asset.status if asset is not None else None
+            failure = asset_refusal(
+                item.asset_id,
+                status,
+                found=asset is not None,
+                times_refused=item.released_attempts,
+                max_refusals=self._settings.max_attempts,
+            )
+            if failure is not None:
+                failures[item.item_id] = failure
+            elif status != "ready":
+                deferred.add(item.item_id)
+        return failures, deferred
+
+    def _lookup_assets(self, items: Sequence[ItemRecord]) -> dict[str, Asset] | None:
+        """The items' assets as TwelveLabs lists them; None when the lookup itself failed (blame nobody then)."""
+        asset_ids = [item.asset_id for item in items if item.asset_id]
+        found: dict[str, Asset] = {}
+        try:
+            for start in range(0, len(asset_ids), limits.MAX_PAGE_LIMIT):
+                chunk = asset_ids[start : start + limits.MAX_PAGE_LIMIT]
+                page = self._api.list_assets(asset_ids=chunk, page_limit=limits.MAX_PAGE_LIMIT)
+                found.update((asset.id, asset) for asset in page.data)
+        except TwelveLabsError as error:
+            logger.warning("assets of a refused batch not looked up", extra={"error": str(error)})
+            return None
+        return found
+
     def _release(
-        self, claim: ClaimRecord, claimed: Sequence[ItemRecord], error: Exception, summary: FlushSummary
+        self,
+        claim: ClaimRecord,
+        claimed: Sequence[ItemRecord],
+        error: Exception,
+        summary: FlushSummary,
+        deferred: frozenset[str] | set[str] = frozenset(),
     ) -> None:
         """No batch was created: the items go back to the queue, then the claim is released (items first, as the
         reconciler does, so a crash in between leaves a pending claim it finishes). The attempt number stays spent:
-        a custom_id is never sent under two claims, which the reconciler's search relies on."""
+        a custom_id is never sent under two claims, which the reconciler's search relies on. ``deferred`` items
+        wait ``REFUSED_ASSET_RETRY_SECONDS`` so they do not block the queue's head meanwhile."""
         note = f"released: {type(error).__name__}: {error}"[:1000]
+        later = self._clock.now() + timedelta(seconds=REFUSED_ASSET_RETRY_SECONDS)
         for item in claimed:
-            self._reconciler.recorder.requeue(item, note)
+            self._reconciler.recorder.requeue(item, note, eligible_at=later if item.item_id in deferred else None)
         self._claims.save(claim.model_copy(update={"state": ClaimState.RELEASED, "note": note}), claim)
         summary.claims_released += 1
         logger.warning("batch create refused; claim released", extra={"claim_id": claim.claim_id, "error": str(error)})
@@ -339,7 +417,13 @@ class FlushService:
         except TwelveLabsError as error:  # already terminal, or the API is down: it only costs money, log it
             logger.error("orphan batch not canceled", extra={"batch_id": batch_id, "error": str(error)})
 
-    def _fail(self, item: ItemRecord, failure: FailureReason, summary: FlushSummary) -> None:
+    def _fail(
+        self,
+        item: ItemRecord,
+        failure: FailureReason,
+        summary: FlushSummary,
+        stage: Literal["packing", "submission"] = "packing",
+    ) -> None:
         now = self._clock.now()
         failed = item.model_copy(
             update={"state": ItemState.FAILED, "failure": failure, "finished_at": now, "updated_at": now}
@@ -349,7 +433,7 @@ class FlushService:
         except StaleStateError:
             return
         summary.items_failed += 1
-        self._events.publish([item_failed_event(failed, failure, "packing", now=now)])
+        self._events.publish([item_failed_event(failed, failure, stage, now=now)])
 
     # --- metrics ------------------------------------------------------------------------------------------
 

@@ -134,3 +134,7 @@ class TwelveLabsBatches(Protocol):
         self, *, page_limit: int | None = None, status: Sequence[BatchStatus] | None = None
     ) -> Iterator[Batch]: ...
     def stream_batch_results(self, batch_id: str) -> AbstractContextManager[Iterator[BatchResultItem]]: ...
+
+
+class TwelveLabsFlushApi(TwelveLabsBatches, TwelveLabsAssets, Protocol):
+    """What the flusher needs: batches, and assets to trace a refused create to its videos."""

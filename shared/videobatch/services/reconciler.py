@@ -211,8 +211,9 @@ class SubmissionRecorder:
                 logger.info("claimed item moved before submission was recorded", extra={"item_id": item_id})
         return submitted, requeued
 
-    def requeue(self, item: ItemRecord, note: str) -> bool:
-        """A claimed item back to ``queued`` in its old place; its attempt number stays spent."""
+    def requeue(self, item: ItemRecord, note: str, *, eligible_at: datetime | None = None) -> bool:
+        """A claimed item back to ``queued`` in its old place (or at ``eligible_at``); its attempt number stays
+        spent."""
         now = self._clock.now()
         queued = item.model_copy(
             update={
@@ -222,6 +223,7 @@ class SubmissionRecorder:
                 "claimed_at": None,
                 "updated_at": now,
                 "note": note[:_NOTE_LIMIT],
+                "eligible_at": eligible_at or item.eligible_at,
             }
         )
         try:

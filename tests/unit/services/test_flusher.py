@@ -158,3 +158,65 @@ def test_unpackable_item_fails_instead_of_blocking(stack: Stack, videos: dict[st
     assert item is not None
     assert item.failure is not None
     assert item.failure.code == "too_many_windows"
+
+
+def test_a_video_whose_asset_vanished_fails_and_the_others_go_out(stack: Stack, videos: dict[str, Path]) -> None:
+    """A 404 refuses the whole batch; without tracing it, the same batch would be refused every round."""
+    ids = stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    gone = stack.items.get(ids[0])
+    assert gone is not None
+    assert gone.asset_id is not None
+    stack.twelvelabs.delete_asset(gone.asset_id)
+    stack.observed_events()
+    summary = stack.flusher().run()
+    assert (summary.items_failed, summary.claims_released, summary.batches_submitted) == (1, 1, 0)
+    failed = stack.items.get(ids[0])
+    assert failed is not None
+    assert failed.state is ItemState.FAILED
+    assert failed.failure is not None
+    assert failed.failure.code == "asset_missing"
+    [event] = [e for e in stack.observed_events() if e["detail-type"] == "Item Failed"]
+    assert (event["detail"]["stage"], event["detail"]["failure_code"]) == ("submission", "asset_missing")
+    assert stack.flusher().run().items_submitted == 1  # the next round is not refused again
+    sent = stack.items.get(ids[1])
+    assert sent is not None
+    assert sent.state is ItemState.SUBMITTED
+
+
+def test_a_request_the_api_names_in_a_400_fails_with_its_words(stack: Stack, videos: dict[str, Path]) -> None:
+    ids = stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    message = "requests.1.prompt.input_text: contains a forbidden phrase"
+    rule = {"endpoint": "POST /analyze/batches", "count": 1, "status": 400, "code": "parameter_invalid"}
+    stack.faults(rule | {"message": message})
+    summary = stack.flusher().run()
+    assert (summary.items_failed, summary.claims_released) == (1, 1)
+    items = stack.items.get_many(ids)
+    [failed] = [item for item in items.values() if item.state is ItemState.FAILED]
+    assert failed.failure is not None
+    assert failed.failure.code == "request_rejected"
+    assert message in failed.failure.message
+    assert stack.flusher().run().items_submitted == 1
+
+
+def test_a_video_whose_asset_is_not_ready_waits_without_blocking_the_queue(
+    stack: Stack, videos: dict[str, Path]
+) -> None:
+    ids = stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    # TwelveLabs reports this item's asset as still processing (a fresh asset stands in for it).
+    fresh = stack.twelvelabs.create_asset_from_file(videos["short"].read_bytes(), filename="short.mp4")
+    item = stack.items.get(ids[0])
+    assert item is not None
+    stack.items.save(item.model_copy(update={"asset_id": fresh.id}), item)
+    summary = stack.flusher().run()
+    assert (summary.items_failed, summary.claims_released) == (0, 1)
+    waiting = stack.items.get(ids[0])
+    assert waiting is not None
+    assert waiting.state is ItemState.QUEUED
+    assert waiting.eligible_at is not None
+    assert waiting.eligible_at > stack.clock.now()  # no longer at the head of the queue
+    assert stack.flusher().run().items_submitted == 1  # the other video goes out meanwhile
+    stack.clock.advance(600 + stack.settings.max_wait_seconds)  # eligible again, and waited max_wait since
+    assert stack.flusher().run().items_submitted == 1  # ready by now: it follows
