@@ -29,8 +29,7 @@ def test_more_items_than_active_slots_hold_wait_for_a_free_slot(start_pipeline: 
     MaxWaitSeconds 0 makes the partial batch due at once, so only the slot limit can hold it back.
     """
     harness = start_pipeline(
-        parameter_overrides={"ReservedBatchSlots": "2", "MaxWaitSeconds": "0"},
-        environment_overrides={"MAX_ITEMS_PER_BATCH": "10"},
+        parameter_overrides={"ReservedBatchSlots": "2", "MaxWaitSeconds": "0", "MaxItemsPerBatch": "10"},
         # 2 s videos take 20 s each, two at a time: a batch of 10 runs ~100 s, longer than a flush period.
         emulator_settings=EmulatorSettings(item_concurrency=2, content_seconds_per_second=0.1, asset_ready_seconds=20),
         sample_active=True,
@@ -94,8 +93,7 @@ def test_more_items_than_active_slots_hold_wait_for_a_free_slot(start_pipeline: 
 def test_content_hours_split_batches_before_the_request_count_does(start_pipeline: StartPipeline, media: Media) -> None:
     """With the content limit lowered to 1 h, four 25-minute videos go 2 + 2 (1,000 requests would hold all)."""
     harness = start_pipeline(
-        parameter_overrides={"MaxWaitSeconds": "0"},
-        environment_overrides={"MAX_CONTENT_SECONDS_PER_BATCH": "3600"},
+        parameter_overrides={"MaxWaitSeconds": "0", "MaxContentSecondsPerBatch": "3600"},
     )
     for n in range(4):
         harness.upload(f"videos/talk-{n}.mp4", media.long_video(1500, seed=n))

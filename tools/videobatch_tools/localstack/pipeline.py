@@ -89,8 +89,8 @@ class LocalPipeline:
         """``parameter_overrides`` are template parameters (``{"ReservedBatchSlots": "2"}``).
 
         ``environment_overrides`` are extra function environment variables, as a deployer could add to the
-        template's Globals: settings the template does not expose as parameters (``MAX_ITEMS_PER_BATCH``,
-        ``MAX_CONTENT_SECONDS_PER_BATCH``, ...). ``stack_name`` names the resources; moto's backends are
+        template's Globals: settings the template does not expose as parameters (``FLUSH_LEASE_SECONDS``,
+        ``ASSET_TIMEOUT_SECONDS``, ...). ``stack_name`` names the resources; moto's backends are
         process-wide, so two pipelines in one process (one after the other) need different names.
         ``handler_hook`` wraps every handler the wiring calls.
         """

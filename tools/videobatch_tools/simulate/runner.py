@@ -141,17 +141,15 @@ class Simulation:
             "BatchCheckRate": rate,
             "SweepRate": f"rate({max(15, minutes)} minutes)",
             "ReservedBatchSlots": str(config.reserved_batch_slots),
-        }
-        environment = {
-            "MAX_ITEMS_PER_BATCH": str(config.max_items_per_batch),
-            "MAX_CONTENT_SECONDS_PER_BATCH": str(6 * 3600),
+            # Small batches, so a few dozen videos a day exercise packing limits and slots.
+            "MaxItemsPerBatch": str(config.max_items_per_batch),
+            "MaxContentSecondsPerBatch": str(6 * 3600),
         }
         with (
             tempfile.TemporaryDirectory(prefix="videobatch-sim-") as workdir,
             LocalPipeline(
                 emulator_settings=EmulatorSettings(item_concurrency=8, **FAST),
                 parameter_overrides=overrides,
-                environment_overrides=environment,
                 seed=config.seed,
                 stack_name=f"videobatch-sim-{uuid.uuid4().hex[:8]}",
                 handler_hook=self._hook,
