@@ -66,3 +66,9 @@ def test_simulation_keeps_every_invariant_and_settles(
     assert result.counts["done"] > 0
     if profile != "none":
         assert result.faults, "the profile injected nothing"
+    if PROFILES[profile].systematic_crashes:
+        # A crash at every step boundary: all but the odd one reached only once, right after its twin crashed.
+        crashed = result.boundaries_reached - len(result.boundaries_not_crashed)
+        assert crashed >= 0.9 * result.boundaries_reached, result.boundaries_not_crashed
+        functions = {"Ingest", "AssetChecker", "Flusher", "BatchChecker", "Sweeper"}
+        assert {f"{name}Function" for name in functions} <= {b.split()[0] for b in result.boundaries_crashed}

@@ -59,6 +59,11 @@ def _run(args: argparse.Namespace) -> int:
             f"({result.steps / max(result.wall_seconds, 1e-9):.1f} steps/s), "
             f"{result.virtual_seconds / 86_400:.2f} virtual days\n"
         )
+    if result.boundaries_reached:
+        crashed = result.boundaries_reached - len(result.boundaries_not_crashed)
+        out.write(f"crash points: {crashed} of {result.boundaries_reached} step boundaries reached were crashed at\n")
+        if args.verbose:
+            out.writelines(f"  never crashed: {boundary}\n" for boundary in result.boundaries_not_crashed)
     out.write(format_faults(result.faults))
     out.write(result.final_line() + "\n")
     return 0 if result.ok else 1

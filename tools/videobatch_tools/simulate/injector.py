@@ -6,6 +6,9 @@ built from) with proxies that, on each listed call:
 1. give the turn to another interleaved handler (``Turnstile``), when two run at once;
 2. when a handler is running (``handler_scope``) and the seeded draw says so, raise ``InjectedCrash`` *before*
    the call (it never happens) or *after* it (it happened, the handler never learns the answer).
+   ``systematic`` adds a crash at every step boundary: the first time an invocation reaches a boundary (handler,
+   before/after, port call) not crashed at yet, it crashes there. SQS redeliveries are spared, so the same message
+   is not crashed into the dead-letter queue by coverage alone.
 
 Below the crash layer, every accepted item write is reported to the invariant checker (``ObservedItemStore``),
 so a crash after a write still shows the write. ``InjectedCrash`` derives from ``Exception`` but not from the
@@ -51,6 +54,7 @@ PORT_CALLS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 _current_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("simulated_function", default=None)
+_first_delivery: contextvars.ContextVar[bool] = contextvars.ContextVar("first_delivery", default=False)
 
 
 class InjectedCrash(Exception):
@@ -63,20 +67,41 @@ class FaultLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        # Step boundaries ("Function before|after port.call") reached inside handlers, and those crashed at.
+        self.boundaries: set[str] = set()
+        self.crashed_at: set[str] = set()
 
     def add(self, kind: str, n: int = 1) -> None:
         with self._lock:
             self.counts[kind] += n
 
+    def reached(self, function: str, point: str) -> None:
+        with self._lock:
+            self.boundaries.update({f"{function} before {point}", f"{function} after {point}"})
+
+    def was_crashed(self, boundary: str) -> bool:
+        with self._lock:
+            return boundary in self.crashed_at
+
+    def crashed(self, function: str, where: str, point: str) -> None:
+        with self._lock:
+            self.counts[f"crash_{where}_call"] += 1
+            self.crashed_at.add(f"{function} {where} {point}")
+
+    def uncrashed_boundaries(self) -> list[str]:
+        with self._lock:
+            return sorted(self.boundaries - self.crashed_at)
+
 
 @contextmanager
-def handler_scope(function_id: str) -> Iterator[None]:
+def handler_scope(function_id: str, *, first_delivery: bool = False) -> Iterator[None]:
     """Mark the current thread as running ``function_id``'s handler: only there do crashes fire."""
-    token = _current_function.set(function_id)
+    tokens = (_current_function.set(function_id), _first_delivery.set(first_delivery))
     try:
         yield
     finally:
-        _current_function.reset(token)
+        _first_delivery.reset(tokens[1])
+        _current_function.reset(tokens[0])
 
 
 class Turnstile:
@@ -135,8 +160,17 @@ class Turnstile:
 
 
 class CrashInjector:
-    def __init__(self, *, rate: float, rng: random.Random, log: FaultLog, turnstile: Turnstile | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        rate: float,
+        rng: random.Random,
+        log: FaultLog,
+        turnstile: Turnstile | None = None,
+        systematic: bool = False,
+    ) -> None:
         self.rate = rate
+        self.systematic = systematic
         self._rng = rng
         self._log = log
         self._turnstile = turnstile
@@ -146,18 +180,28 @@ class CrashInjector:
         if self._turnstile is not None:
             self._turnstile.point()
         function = _current_function.get()
-        draw = 1.0
-        if function is not None and self.rate > 0:
-            with self._lock:
-                draw = self._rng.random()
-        if draw < self.rate / 2:
-            self._log.add("crash_before_call")
+        where = None if function is None else self._crash_point(function, point)
+        if function is not None and where == "before":
+            self._log.crashed(function, where, point)
             raise InjectedCrash(f"{function} crashed before {point}")
         result = method(*args, **kwargs)
-        if draw < self.rate:
-            self._log.add("crash_after_call")
+        if function is not None and where == "after":
+            self._log.crashed(function, where, point)
             raise InjectedCrash(f"{function} crashed after {point}")
         return result
+
+    def _crash_point(self, function: str, point: str) -> str | None:
+        """Where this call crashes: ``"before"``, ``"after"`` or None."""
+        if self.rate <= 0 and not self.systematic:
+            return None
+        self._log.reached(function, point)
+        if self.systematic and _first_delivery.get():
+            for where in ("before", "after"):
+                if not self._log.was_crashed(f"{function} {where} {point}"):
+                    return where
+        with self._lock:
+            draw = self._rng.random()
+        return "before" if draw < self.rate / 2 else "after" if draw < self.rate else None
 
 
 class _Port:

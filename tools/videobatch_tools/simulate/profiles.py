@@ -2,7 +2,8 @@
 
 ========  ==================================================================================================
 none      no faults: a mixed, clean workload
-crashes   a crash (InjectedCrash) before or after port calls of every handler; flusher and batch checker
+crashes   a crash (InjectedCrash) before and after every port call of every handler at least once, plus at
+          random; flusher and batch checker
           fired twice at once (interleaved at port calls), sometimes with the first flusher stalled past its
           lease so the second takes over
 api       TwelveLabs errors from the emulator: 429 bursts with Retry-After, 5xx, latency beyond the client's
@@ -27,6 +28,7 @@ from videobatch.domain.policy import REQUEUE_NOW_FAILURE_CODES, RETRYABLE_CODES,
 class FaultProfile:
     name: str
     crash_rate: float = 0.0  # per port call inside a handler
+    systematic_crashes: bool = False  # and once at every step boundary (first deliveries only)
     double_fire_rate: float = 0.0  # flusher / batch checker firings run twice, interleaved
     stall_rate: float = 0.0  # of double flusher firings: the first one stalls past its lease
     api_faults: bool = False
@@ -52,7 +54,7 @@ def _merge(name: str, *profiles: FaultProfile) -> FaultProfile:
     return FaultProfile(name=name, **fields)
 
 
-CRASHES = FaultProfile("crashes", crash_rate=0.02, double_fire_rate=0.3, stall_rate=0.3)
+CRASHES = FaultProfile("crashes", crash_rate=0.02, systematic_crashes=True, double_fire_rate=0.3, stall_rate=0.3)
 API = FaultProfile("api", api_faults=True, item_failure_rate=0.004)
 EXPIRY = FaultProfile("expiry", slow_processing_periods_per_day=1, slow_asset_periods_per_day=1, corrupt_rate=0.04)
 EVENTS = FaultProfile("events", duplicate_event_rate=0.15, non_video_rate=0.06, reupload_rate=0.06)

@@ -77,6 +77,10 @@ class SimulationResult:
     wall_seconds: float
     virtual_seconds: float
     violations: list[str] = field(default_factory=list)
+    # Step boundaries (handler, before/after, port call) the run reached, and those it never crashed at.
+    boundaries_reached: int = 0
+    boundaries_crashed: list[str] = field(default_factory=list)
+    boundaries_not_crashed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -188,6 +192,9 @@ class Simulation:
             wall_seconds=time.perf_counter() - started,
             virtual_seconds=virtual,
             violations=violations,
+            boundaries_reached=len(self.log.boundaries),
+            boundaries_crashed=sorted(self.log.crashed_at),
+            boundaries_not_crashed=self.log.uncrashed_boundaries(),
         )
 
     def _install(self, pipeline: LocalPipeline, checker: InvariantChecker) -> None:
@@ -203,7 +210,11 @@ class Simulation:
             retry_policy=RetryPolicy(random_source=random.Random(f"{self.config.seed}:jitter").random),
         )
         injector = CrashInjector(
-            rate=self.profile.crash_rate, rng=self._crash_rng, log=self.log, turnstile=self._turnstile
+            rate=self.profile.crash_rate,
+            rng=self._crash_rng,
+            log=self.log,
+            turnstile=self._turnstile,
+            systematic=self.profile.systematic_crashes,
         )
         instrument(runtime, checker=checker, injector=injector)
         rules = emulator_fault_rules(self.profile, latency_seconds=LATENCY_SECONDS)
@@ -309,7 +320,7 @@ class Simulation:
 
     def _hook(self, function_id: str, handler: Handler) -> Handler:
         def invoke(event: dict[str, Any], context: Any) -> Any:
-            with handler_scope(function_id):
+            with handler_scope(function_id, first_delivery=self._first_delivery(event)):
                 return handler(event, context)
 
         def wrapped(event: dict[str, Any], context: Any) -> Any:
@@ -336,6 +347,16 @@ class Simulation:
             return {"work_done": work}
 
         return wrapped
+
+    @staticmethod
+    def _first_delivery(event: Mapping[str, Any]) -> bool:
+        """May a systematic crash hit this invocation? Not an SQS redelivery: crashing every receive of one message
+        would send it to the dead-letter queue (the DLQ alarm's case, not the pipeline's). Scheduled events are
+        always fair game: their retries are bounded and the next firing comes anyway."""
+        records = event.get("Records")
+        if isinstance(records, list):
+            return all(r.get("attributes", {}).get("ApproximateReceiveCount", "1") == "1" for r in records)
+        return True
 
     def _maybe_stall(self) -> None:
         """The first flusher stalls (GC pause, slow network) past its lease: the second may take the lease over."""
