@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -10,42 +11,19 @@ import httpx
 
 from tests.unit.services.harness import Stack
 from videobatch.services.reconciler import API_CLOCK_SKEW_SECONDS, CREATE_SETTLE_SECONDS, ReconcileService
-from videobatch.services.sweeper import SweepRepairs, SweepService
+from videobatch.services.sweeper import SweepService
 
 
 def reconciler(stack: Stack) -> ReconcileService:
-    return ReconcileService(
-        settings=stack.settings,
-        clock=stack.clock,
-        items=stack.items,
-        batches=stack.batches,
-        claims=stack.claims,
-        twelvelabs=stack.twelvelabs,
-        scheduler=stack.scheduler,
-        events=stack.publisher,
-        metrics=stack.metrics,
-    )
+    return stack.runtime.reconcile_service()
 
 
 def sweeper(stack: Stack, **replace: Any) -> SweepService:
-    parts: dict[str, Any] = {
-        "reconciler": reconciler(stack),
-        "asset_checker": stack.asset_checker(),
-        "batch_checker": stack.checker(),
-        "claims": stack.claims,
-        "batches": stack.batches,
-        "leases": stack.leases,
-        "twelvelabs": stack.twelvelabs,
-        "scheduler": stack.scheduler,
-    } | replace
-    return SweepService(
-        settings=stack.settings,
-        clock=stack.clock,
-        items=stack.items,
-        events=stack.publisher,
-        metrics=stack.metrics,
-        repairs=SweepRepairs(**parts),
-    )
+    """The sweeper as the Lambda wires it; ``replace`` swaps some of its repair parts (crash injection)."""
+    sweep = stack.runtime.sweep_service()
+    if replace:
+        sweep._repairs = dataclasses.replace(sweep._repairs, **replace)
+    return sweep
 
 
 def past_decision_age(stack: Stack) -> None:

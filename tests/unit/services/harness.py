@@ -3,6 +3,7 @@ URLs) and the TwelveLabs emulator, both on 127.0.0.1 and sharing one ManualClock
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from videobatch.adapters.scheduler import BatchExpiryScheduler
 from videobatch.clock import ManualClock
 from videobatch.config import Settings
 from videobatch.domain.profiles import ProfileSet, load_default_profiles
+from videobatch.runtime import Runtime
 from videobatch.services.asset_checker import AssetCheckService
 from videobatch.services.batch_checker import BatchCheckService
 from videobatch.services.flusher import FlushService
@@ -86,6 +88,25 @@ class Stack:
             role_arn=self.settings.scheduler_role_arn,
         )
         self.twelvelabs = TwelveLabsClient(API_KEY, base_url=self.emulator.api_url, clock=self.clock)
+        # The services are wired exactly as the Lambdas wire them (Runtime), over these adapters.
+        self.runtime = Runtime(
+            settings=self.settings,
+            clock=self.clock,
+            twelvelabs=self.twelvelabs,
+            items=self.items,
+            batches=self.batches,
+            claims=self.claims,
+            leases=self.leases,
+            objects=self.objects,
+            events=self.publisher,
+            scheduler=self.scheduler,
+            profiles=self.profiles,
+            metrics=self.metrics,
+        )
+
+    def with_settings(self, **overrides: Any) -> Runtime:
+        """The runtime with some settings changed (the stack's own stay as they are)."""
+        return dataclasses.replace(self.runtime, settings=self.settings.model_copy(update=overrides))
 
     def provision(self) -> None:
         create_table(self.dynamodb, self.settings.table_name)
@@ -142,57 +163,16 @@ class Stack:
                 self.sqs.delete_message(QueueUrl=self.observed_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def ingest_service(self) -> IngestService:
-        return IngestService(
-            settings=self.settings,
-            clock=self.clock,
-            items=self.items,
-            objects=self.objects,
-            assets=self.twelvelabs,
-            events=self.publisher,
-            profiles=self.profiles,
-            metrics=self.metrics,
-        )
+        return self.runtime.ingest_service()
 
     def asset_checker(self) -> AssetCheckService:
-        return AssetCheckService(
-            settings=self.settings,
-            clock=self.clock,
-            items=self.items,
-            assets=self.twelvelabs,
-            events=self.publisher,
-            profiles=self.profiles,
-            metrics=self.metrics,
-        )
+        return self.runtime.asset_check_service()
 
     def flusher(self, owner: str | None = None, **setting_overrides: Any) -> FlushService:
-        settings = self.settings.model_copy(update=setting_overrides)
-        return FlushService(
-            settings=settings,
-            clock=self.clock,
-            items=self.items,
-            batches=self.batches,
-            claims=self.claims,
-            leases=self.leases,
-            twelvelabs=self.twelvelabs,
-            scheduler=self.scheduler,
-            events=self.publisher,
-            profiles=self.profiles,
-            metrics=self.metrics,
-            owner=owner,
-        )
+        return self.with_settings(**setting_overrides).flush_service(owner)
 
     def checker(self, **setting_overrides: Any) -> BatchCheckService:
-        return BatchCheckService(
-            settings=self.settings.model_copy(update=setting_overrides),
-            clock=self.clock,
-            items=self.items,
-            batches=self.batches,
-            objects=self.objects,
-            twelvelabs=self.twelvelabs,
-            events=self.publisher,
-            profiles=self.profiles,
-            metrics=self.metrics,
-        )
+        return self.with_settings(**setting_overrides).batch_check_service()
 
     def emulator_settings(self, **changes: Any) -> None:
         httpx.post(f"{self.emulator.base_url}/_emulator/settings", json=changes).raise_for_status()

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +21,8 @@ pytestmark = pytest.mark.integration
 
 
 def _reconciler(stack: Stack, **ports: Any) -> ReconcileService:
-    parts: dict[str, Any] = {
-        "items": stack.items,
-        "batches": stack.batches,
-        "claims": stack.claims,
-        "twelvelabs": stack.twelvelabs,
-    } | ports
-    return ReconcileService(
-        settings=stack.settings,
-        clock=stack.clock,
-        scheduler=stack.scheduler,
-        events=stack.publisher,
-        metrics=stack.metrics,
-        **parts,
-    )
+    """As the Lambdas wire it; ``ports`` replaces some of the runtime's adapters (items, claims, twelvelabs, ...)."""
+    return dataclasses.replace(stack.runtime, **ports).reconcile_service()
 
 
 def _lost_create(stack: Stack, videos: dict[str, Path], *keys: str) -> tuple[list[str], ClaimRecord]:

@@ -5,8 +5,7 @@ import pytest
 from videobatch.domain.items import ItemState, item_id_for
 from videobatch.errors import OutcomeUnknownError
 from videobatch.services.ingest import parse_object_created
-from videobatch.services.reconciler import ReconcileService
-from videobatch.services.sweeper import SweepRepairs, SweepService
+from videobatch.services.sweeper import SweepService
 
 from .harness import BUCKET, Stack
 
@@ -78,35 +77,7 @@ def test_sweep_loses_to_a_late_ingest_retry(stack: Stack, videos: dict[str, Path
 
 
 def _full_sweeper(stack: Stack) -> SweepService:
-    reconciler = ReconcileService(
-        settings=stack.settings,
-        clock=stack.clock,
-        items=stack.items,
-        batches=stack.batches,
-        claims=stack.claims,
-        twelvelabs=stack.twelvelabs,
-        scheduler=stack.scheduler,
-        events=stack.publisher,
-        metrics=stack.metrics,
-    )
-    repairs = SweepRepairs(
-        reconciler=reconciler,
-        asset_checker=stack.asset_checker(),
-        batch_checker=stack.checker(),
-        claims=stack.claims,
-        batches=stack.batches,
-        leases=stack.leases,
-        twelvelabs=stack.twelvelabs,
-        scheduler=stack.scheduler,
-    )
-    return SweepService(
-        settings=stack.settings,
-        clock=stack.clock,
-        items=stack.items,
-        events=stack.publisher,
-        metrics=stack.metrics,
-        repairs=repairs,
-    )
+    return stack.runtime.sweep_service()
 
 
 def test_full_sweep_of_a_healthy_stack_changes_nothing(stack: Stack, videos: dict[str, Path]) -> None:
