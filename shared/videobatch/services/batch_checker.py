@@ -363,7 +363,7 @@ def _succeeded_event(item: ItemRecord, merged: MergedResult, uri: str, now: date
         key=item.key,
         version_id=item.version_id,
         profile=item.profile_name,
-        attempts=item.attempts,
+        attempts=item.counted_attempts,  # submissions that reached TwelveLabs (released ones did not)
         registered_at=item.created_at,
         analysis_mode=item.analysis_mode,
         result_s3_uri=uri,

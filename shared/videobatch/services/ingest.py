@@ -263,7 +263,7 @@ def item_failed_event(
         key=item.key,
         version_id=item.version_id,
         profile=item.profile_name,
-        attempts=item.attempts,
+        attempts=item.counted_attempts,  # submissions that reached TwelveLabs (released ones did not)
         registered_at=item.created_at,
         stage=stage,
         failure_code=failure.code,

@@ -148,6 +148,12 @@ def test_definitive_refusal_releases_the_claim(stack: Stack, videos: dict[str, P
     assert resubmitted is not None
     assert resubmitted.attempts == 2
     assert set(resubmitted.task_ids).isdisjoint(item.custom_ids())
+    stack.clock.advance(3600)
+    stack.observed_events()
+    assert resubmitted.batch_id is not None
+    assert stack.checker().check(resubmitted.batch_id).items_succeeded == 1
+    [succeeded] = [e for e in stack.observed_events() if e["detail-type"] == "Item Succeeded"]
+    assert succeeded["detail"]["attempts"] == 1  # submissions that reached TwelveLabs, not attempt numbers spent
 
 
 def test_unpackable_item_fails_instead_of_blocking(stack: Stack, videos: dict[str, Path]) -> None:
