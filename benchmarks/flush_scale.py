@@ -27,6 +27,7 @@ Run: .venv/bin/python benchmarks/flush_scale.py [queued_items]
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import socket
 import statistics
 import subprocess
@@ -235,20 +236,7 @@ def load_oldest(items: DictItemStore, per_mode: int, now: datetime) -> list[Item
 
 
 def flusher(runtime: Runtime, items: DictItemStore) -> FlushService:
-    return FlushService(
-        settings=runtime.settings,
-        clock=runtime.clock,
-        items=items,
-        batches=runtime.batches,
-        claims=runtime.claims,
-        leases=runtime.leases,
-        twelvelabs=runtime.twelvelabs,
-        scheduler=runtime.scheduler,
-        events=runtime.events,
-        profiles=runtime.profiles,
-        metrics=NullMetrics(),
-        owner="bench",
-    )
+    return dataclasses.replace(runtime, items=items, metrics=NullMetrics()).flush_service(owner="bench")
 
 
 def plan(records: list[ItemRecord], settings: Settings, now: datetime) -> Any:

@@ -109,14 +109,13 @@ class Runtime:
             settings=self.settings,
             clock=self.clock,
             items=self.items,
-            batches=self.batches,
             claims=self.claims,
             leases=self.leases,
             twelvelabs=self.twelvelabs,
-            scheduler=self.scheduler,
             events=self.events,
             profiles=self.profiles,
             metrics=self.metrics,
+            reconciler=self.reconcile_service(),
             owner=owner,
         )
 

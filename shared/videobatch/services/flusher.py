@@ -44,10 +44,8 @@ from videobatch.errors import (
 )
 from videobatch.services.ingest import item_failed_event
 from videobatch.services.ports import (
-    BatchStore,
     ClaimStore,
     EventPublisher,
-    ExpiryScheduler,
     ItemStore,
     LeaseStore,
     MetricsSink,
@@ -109,40 +107,28 @@ class FlushService:
         settings: Settings,
         clock: Clock,
         items: ItemStore,
-        batches: BatchStore,
         claims: ClaimStore,
         leases: LeaseStore,
         twelvelabs: TwelveLabsFlushApi,
-        scheduler: ExpiryScheduler,
         events: EventPublisher,
         profiles: ProfileSet,
         metrics: MetricsSink,
+        reconciler: ReconcileService,
         owner: str | None = None,
     ) -> None:
+        """``reconciler`` runs first in every flush (under the lease) and records this flusher's submissions."""
         self._settings = settings
         self._clock = clock
         self._items = items
-        self._batches = batches
         self._claims = claims
         self._leases = leases
         self._api = twelvelabs
-        self._scheduler = scheduler
         self._events = events
         self._profiles = profiles
         self._metrics = metrics
+        self._reconciler = reconciler
         self._owner = owner or uuid.uuid4().hex
         self._lease_until = clock.now()
-        self._reconciler = ReconcileService(
-            settings=settings,
-            clock=clock,
-            items=items,
-            batches=batches,
-            claims=claims,
-            twelvelabs=twelvelabs,
-            scheduler=scheduler,
-            events=events,
-            metrics=metrics,
-        )
 
     def run(self) -> FlushSummary:
         now = self._clock.now()
