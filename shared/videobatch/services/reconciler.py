@@ -196,16 +196,8 @@ class SubmissionRecorder:
                 logger.error("partial batch for a claim", extra=_ids(claim, found) | {"item_id": item_id})
                 requeued += self.requeue(item, note)
                 continue
-            own = {cid: found.task_ids[cid] for cid in item.custom_ids() if cid in found.task_ids}
-            update = {
-                "state": ItemState.SUBMITTED,
-                "batch_id": found.batch_id,
-                "task_ids": own,
-                "submitted_at": now,
-                "updated_at": now,
-            }
             try:
-                items[item_id] = self._items.save(item.model_copy(update=update), item)
+                items[item_id] = self._items.save(item.submitted_to(found.batch_id, found.task_ids, now=now), item)
                 submitted += 1
             except StaleStateError:
                 logger.info("claimed item moved before submission was recorded", extra={"item_id": item_id})

@@ -6,6 +6,7 @@ the caller read, so two writers racing on one record can never both win (the los
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
@@ -92,6 +93,21 @@ class ItemRecord(BaseModel):
     def custom_ids(self) -> dict[str, Window]:
         """custom_id -> window for the current attempt."""
         return {custom_id_for(self.item_id, self.attempts, window.index): window for window in self.windows}
+
+    def submitted_to(
+        self, batch_id: str, task_ids: Mapping[str, str], *, now: datetime, note: str | None = None
+    ) -> ItemRecord:
+        """This claimed item recorded as submitted in ``batch_id``, with the task ids of its own custom_ids."""
+        update: dict[str, object] = {
+            "state": ItemState.SUBMITTED,
+            "batch_id": batch_id,
+            "task_ids": {cid: task_ids[cid] for cid in self.custom_ids() if cid in task_ids},
+            "submitted_at": now,
+            "updated_at": now,
+        }
+        if note is not None:
+            update["note"] = note
+        return self.model_copy(update=update)
 
     @property
     def counted_attempts(self) -> int:

@@ -225,17 +225,9 @@ class SweepService:
                 summary.claimed_items_requeued += 1
 
     def _submit_claimed(self, item: ItemRecord, record: BatchRecord, summary: SweepSummary) -> bool:
-        now = self._clock.now()
-        own = {cid: record.task_ids[cid] for cid in item.custom_ids() if cid in record.task_ids}
-        update = {
-            "state": ItemState.SUBMITTED,
-            "batch_id": record.batch_id,
-            "task_ids": own,
-            "submitted_at": now,
-            "updated_at": now,
-            "note": f"recorded as submitted to {record.batch_id} by the sweeper",
-        }
-        return self._save(item.model_copy(update=update), item, summary)
+        note = f"recorded as submitted to {record.batch_id} by the sweeper"
+        submitted = item.submitted_to(record.batch_id, record.task_ids, now=self._clock.now(), note=note)
+        return self._save(submitted, item, summary)
 
     def _sweep_submitted(self, repairs: SweepRepairs, summary: SweepSummary) -> None:
         unrecorded: dict[str, list[ItemRecord]] = defaultdict(list)
