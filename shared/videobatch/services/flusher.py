@@ -20,6 +20,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Final, Literal
@@ -359,7 +360,7 @@ class FlushService:
         claimed: Sequence[ItemRecord],
         error: Exception,
         summary: FlushSummary,
-        deferred: frozenset[str] | set[str] = frozenset(),
+        deferred: AbstractSet[str] = frozenset(),
     ) -> None:
         """No batch was created: the items go back to the queue, then the claim is released (items first, as the
         reconciler does, so a crash in between leaves a pending claim it finishes). The attempt number stays spent:

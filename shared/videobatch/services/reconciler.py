@@ -391,12 +391,13 @@ class ReconcileService:
         if fresh is None or fresh.state is not ClaimState.PENDING:
             return
         if fresh.batch_id is None:
-            fresh = self._narrow_to_held(fresh)
-            if not fresh.item_ids:
+            narrowed = self._narrow_to_held(fresh)
+            if narrowed is None:
                 note = "reconciler released: the claim holds none of its items, so no create was sent for them"
                 self.recorder.release(fresh, note)
                 summary.claims_released += 1
                 return
+            fresh = narrowed
         search = self._search(fresh)
         logger.info("claim reconciled", extra={"claim_id": fresh.claim_id, "decision": search.decision.value})
         if search.decision is Decision.ADOPT and search.found is not None:
@@ -421,8 +422,8 @@ class ReconcileService:
         else:
             summary.anomalies += 1
 
-    def _narrow_to_held(self, claim: ClaimRecord) -> ClaimRecord:
-        """The claim without the items it does not hold: only those can be in its batch.
+    def _narrow_to_held(self, claim: ClaimRecord) -> ClaimRecord | None:
+        """The claim without the items it does not hold (only those can be in its batch); None if it holds none.
 
         The flusher sends the create for the items it claimed, and they stay claimed by this claim until the saga
         ends (the sweeper leaves pending claims alone). An item it lists but does not hold was never claimed (a crash
@@ -431,6 +432,8 @@ class ReconcileService:
         """
         items = self._items.get_many(claim.item_ids)
         held = tuple(item_id for item_id in claim.item_ids if item_id in items and _claimed_by(items[item_id], claim))
+        if not held:
+            return None
         if held == claim.item_ids:
             return claim
         windows_only = self._settings.count_windows_only
