@@ -45,6 +45,17 @@ class AssetCheckSummary(BaseModel):
         return self.queued + self.failed
 
 
+def assets_of(api: TwelveLabsAssets, items: Sequence[ItemRecord]) -> dict[str, Asset]:
+    """The items' assets as TwelveLabs lists them, by id (one call per 50 items); absent: unknown to TwelveLabs."""
+    asset_ids = [item.asset_id for item in items if item.asset_id]
+    found: dict[str, Asset] = {}
+    for start in range(0, len(asset_ids), limits.MAX_PAGE_LIMIT):
+        chunk = asset_ids[start : start + limits.MAX_PAGE_LIMIT]
+        page = api.list_assets(asset_ids=chunk, page_limit=limits.MAX_PAGE_LIMIT)
+        found.update((asset.id, asset) for asset in page.data)
+    return found
+
+
 class AssetCheckService:
     def __init__(
         self,
@@ -80,9 +91,7 @@ class AssetCheckService:
         return summary
 
     def _lookup(self, chunk: Sequence[ItemRecord]) -> dict[str, Asset]:
-        asset_ids = [item.asset_id for item in chunk if item.asset_id]
-        page = self._assets.list_assets(asset_ids=asset_ids, page_limit=limits.MAX_PAGE_LIMIT)
-        return {asset.id: asset for asset in page.data}
+        return assets_of(self._assets, chunk)
 
     def _check(self, item: ItemRecord, asset: Asset | None, summary: AssetCheckSummary) -> None:
         status = asset.status if asset is not None else None

@@ -43,6 +43,7 @@ from videobatch.errors import (
     StaleStateError,
     TwelveLabsError,
 )
+from videobatch.services.asset_checker import assets_of
 from videobatch.services.ingest import item_failed_event
 from videobatch.services.ports import (
     ClaimStore,
@@ -342,17 +343,11 @@ class FlushService:
 
     def _lookup_assets(self, items: Sequence[ItemRecord]) -> dict[str, Asset] | None:
         """The items' assets as TwelveLabs lists them; None when the lookup itself failed (blame nobody then)."""
-        asset_ids = [item.asset_id for item in items if item.asset_id]
-        found: dict[str, Asset] = {}
         try:
-            for start in range(0, len(asset_ids), limits.MAX_PAGE_LIMIT):
-                chunk = asset_ids[start : start + limits.MAX_PAGE_LIMIT]
-                page = self._api.list_assets(asset_ids=chunk, page_limit=limits.MAX_PAGE_LIMIT)
-                found.update((asset.id, asset) for asset in page.data)
+            return assets_of(self._api, items)
         except TwelveLabsError as error:
             logger.warning("assets of a refused batch not looked up", extra={"error": str(error)})
             return None
-        return found
 
     def _release(
         self,
