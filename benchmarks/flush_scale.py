@@ -51,10 +51,10 @@ from videobatch.clock import ManualClock
 from videobatch.config import Settings
 from videobatch.domain.items import ItemState, Window
 from videobatch.domain.packing import PackCandidate, plan_batches
+from videobatch.domain.records import ItemRecord, queued_queue, sort_stamp
 from videobatch.errors import StaleStateError
 from videobatch.runtime import Runtime, build_runtime
 from videobatch.services.flusher import FlushService
-from videobatch.services.records import ItemRecord, queued_queue, sort_stamp
 from videobatch.twelvelabs import limits
 from videobatch_tools import samples
 

@@ -37,9 +37,21 @@ from videobatch.services.asset_checker import AssetCheckService
 from videobatch.services.batch_checker import BatchCheckService
 from videobatch.services.flusher import FlushService
 from videobatch.services.ingest import IngestService
-from videobatch.services.ports import MetricsSink
+from videobatch.services.lifecycle import ItemWriter
+from videobatch.services.ports import (
+    BatchStore,
+    ClaimStore,
+    EventPublisher,
+    ExpiryScheduler,
+    ItemStore,
+    LeaseStore,
+    MetricsSink,
+    ObjectStore,
+    TwelveLabsApi,
+)
 from videobatch.services.reconciler import ReconcileService
-from videobatch.services.sweeper import SweepRepairs, SweepService
+from videobatch.services.submissions import SubmissionRecorder
+from videobatch.services.sweeper import SweepPorts, SweepService
 from videobatch.twelvelabs.client import TwelveLabsClient
 
 # Leave the handler this long after the last API call's budget to record what happened before Lambda stops it.
@@ -67,30 +79,47 @@ class InvocationBudget:
 
 @dataclass
 class Runtime:
+    """The composition root: every port (typed on its Protocol) and the services built from them."""
+
     settings: Settings
     clock: Clock
-    twelvelabs: TwelveLabsClient
-    items: DynamoItemRepository
-    batches: DynamoBatchRepository
-    claims: DynamoClaimRepository
-    leases: DynamoLeaseStore
-    objects: S3ObjectStore
-    events: EventBridgePublisher
-    scheduler: BatchExpiryScheduler
+    twelvelabs: TwelveLabsApi
+    items: ItemStore
+    batches: BatchStore
+    claims: ClaimStore
+    leases: LeaseStore
+    objects: ObjectStore
+    events: EventPublisher
+    scheduler: ExpiryScheduler
     profiles: ProfileSet
     metrics: MetricsSink
     budget: InvocationBudget = field(default_factory=InvocationBudget)
+
+    def item_writer(self) -> ItemWriter:
+        """A writer per service: its lost-race count is that service's."""
+        return ItemWriter(items=self.items, events=self.events, metrics=self.metrics, clock=self.clock)
+
+    def submission_recorder(self, writer: ItemWriter | None = None) -> SubmissionRecorder:
+        return SubmissionRecorder(
+            settings=self.settings,
+            clock=self.clock,
+            items=self.items,
+            writer=writer or self.item_writer(),
+            batches=self.batches,
+            claims=self.claims,
+            scheduler=self.scheduler,
+            events=self.events,
+        )
 
     def ingest_service(self) -> IngestService:
         return IngestService(
             settings=self.settings,
             clock=self.clock,
             items=self.items,
+            writer=self.item_writer(),
             objects=self.objects,
             assets=self.twelvelabs,
-            events=self.events,
             profiles=self.profiles,
-            metrics=self.metrics,
         )
 
     def asset_check_service(self) -> AssetCheckService:
@@ -98,21 +127,22 @@ class Runtime:
             settings=self.settings,
             clock=self.clock,
             items=self.items,
+            writer=self.item_writer(),
             assets=self.twelvelabs,
-            events=self.events,
             profiles=self.profiles,
             metrics=self.metrics,
         )
 
     def flush_service(self, owner: str | None = None) -> FlushService:
+        writer = self.item_writer()
         return FlushService(
             settings=self.settings,
             clock=self.clock,
             items=self.items,
-            claims=self.claims,
+            writer=writer,
+            recorder=self.submission_recorder(writer),
             leases=self.leases,
             twelvelabs=self.twelvelabs,
-            events=self.events,
             profiles=self.profiles,
             metrics=self.metrics,
             reconciler=self.reconcile_service(),
@@ -124,47 +154,42 @@ class Runtime:
             settings=self.settings,
             clock=self.clock,
             items=self.items,
-            batches=self.batches,
             claims=self.claims,
             twelvelabs=self.twelvelabs,
-            scheduler=self.scheduler,
-            events=self.events,
+            recorder=self.submission_recorder(),
             metrics=self.metrics,
         )
 
     def sweep_service(self) -> SweepService:
         """Every repair (also what the ops CLI runs): ``runtime.sweep_service().run()`` -> SweepSummary."""
-        repairs = SweepRepairs(
-            reconciler=self.reconcile_service(),
-            asset_checker=self.asset_check_service(),
-            batch_checker=self.batch_check_service(),
+        writer = self.item_writer()
+        ports = SweepPorts(
+            items=self.items,
             claims=self.claims,
             batches=self.batches,
             leases=self.leases,
             twelvelabs=self.twelvelabs,
-            scheduler=self.scheduler,
+            writer=writer,
+            recorder=self.submission_recorder(writer),
+            reconciler=self.reconcile_service(),
+            asset_checker=self.asset_check_service(),
+            batch_checker=self.batch_check_service(),
         )
-        return SweepService(
-            settings=self.settings,
-            clock=self.clock,
-            items=self.items,
-            events=self.events,
-            metrics=self.metrics,
-            repairs=repairs,
-        )
+        return SweepService(settings=self.settings, clock=self.clock, ports=ports, metrics=self.metrics)
 
     def batch_check_service(self) -> BatchCheckService:
+        writer = self.item_writer()
         return BatchCheckService(
             settings=self.settings,
             clock=self.clock,
             items=self.items,
+            writer=writer,
             batches=self.batches,
+            recorder=self.submission_recorder(writer),
             objects=self.objects,
             twelvelabs=self.twelvelabs,
-            events=self.events,
             profiles=self.profiles,
             metrics=self.metrics,
-            scheduler=self.scheduler,
         )
 
 

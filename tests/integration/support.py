@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from videobatch.domain.items import ItemState, item_id_for
-from videobatch.services.records import ItemRecord
+from videobatch.domain.records import ItemRecord
 from videobatch_tools import samples
 from videobatch_tools.localstack.pipeline import Handler, LocalPipeline
 from videobatch_tools.localstack.wiring import RunReport

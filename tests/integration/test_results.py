@@ -10,8 +10,9 @@ import pytest
 
 from tests.integration.conftest import StartPipeline
 from tests.integration.support import Harness, Media
+from tests.surgery import overwrite_item
 from videobatch.domain.items import ItemState
-from videobatch.services.records import BatchState
+from videobatch.domain.records import BatchState
 from videobatch_tools.emulator.models import EmulatorSettings
 
 pytestmark = pytest.mark.integration
@@ -79,9 +80,9 @@ def test_each_result_is_written_once_and_holds_the_analysis_and_its_provenance(
     assert record is not None
     assert record.state is BatchState.CLOSED
     harness.pipeline.runtime.batches.save(record.model_copy(update={"state": BatchState.OPEN}), record)
-    harness.pipeline.runtime.items.save(
-        short.model_copy(update={"state": ItemState.SUBMITTED, "result_key": None, "finished_at": None}), short
-    )
+    runtime = harness.pipeline.runtime
+    unrecorded = short.model_copy(update={"state": ItemState.SUBMITTED, "result_key": None, "finished_at": None})
+    overwrite_item(runtime.items._client, runtime.settings.table_name, unrecorded)  # type: ignore[attr-defined]
     checks_before = len(harness.observer.results_of("BatchCheckerFunction"))
     harness.run_until_idle()
     rerun = harness.observer.results_of("BatchCheckerFunction")[checks_before:]

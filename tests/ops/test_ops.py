@@ -22,7 +22,7 @@ import pytest
 
 from videobatch.config import Settings
 from videobatch.domain.items import ItemState, item_id_for
-from videobatch.services.records import ItemRecord
+from videobatch.domain.records import ItemRecord
 from videobatch_tools import cli, ops, samples
 from videobatch_tools.localstack.pipeline import LocalPipeline
 

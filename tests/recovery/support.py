@@ -21,9 +21,10 @@ def reconciler(stack: Stack) -> ReconcileService:
 def sweeper(stack: Stack, **replace: Any) -> SweepService:
     """The sweeper as the Lambda wires it; ``replace`` swaps some of its repair parts (crash injection)."""
     sweep = stack.runtime.sweep_service()
-    if replace:
-        sweep._repairs = dataclasses.replace(sweep._repairs, **replace)
-    return sweep
+    if not replace:
+        return sweep
+    ports = dataclasses.replace(sweep.ports, **replace)
+    return SweepService(settings=stack.settings, clock=stack.clock, ports=ports, metrics=stack.metrics)
 
 
 def past_decision_age(stack: Stack) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from tests.unit.services.harness import Stack
 from videobatch.domain.items import ItemState
-from videobatch.services.records import ClaimState
+from videobatch.domain.records import ClaimState
 
 from .support import Wrapped, assert_each_submitted_once, custom_id_batches, past_decision_age
 
@@ -76,8 +76,7 @@ def test_lease_nearly_over_sends_nothing(stack: Stack, videos: dict[str, Path]) 
         stack.clock.advance(stack.settings.flush_lease_seconds - 1)  # planning took (almost) the whole lease
         return stack.claims.create(claim)
 
-    flusher = stack.flusher()
-    flusher._claims = Wrapped(stack.claims, create=slow_claim)
+    flusher = stack.with_ports(claims=Wrapped(stack.claims, create=slow_claim)).flush_service()
     summary = flusher.run()
     assert (summary.stop_reason, summary.claims_released) == ("lease nearly over", 1)
     assert stack.twelvelabs.list_batches().data == []

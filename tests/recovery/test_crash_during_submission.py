@@ -7,7 +7,7 @@ import pytest
 
 from tests.unit.services.harness import Stack
 from videobatch.domain.items import ItemState
-from videobatch.services.records import ClaimState, ItemRecord
+from videobatch.domain.records import ClaimState, ItemRecord
 
 from .support import Crash, Wrapped, assert_each_submitted_once, past_decision_age, sweeper
 
@@ -52,8 +52,7 @@ def test_crash_after_create_before_anything_is_recorded(stack: Stack, videos: di
     def die_on_save(new: Any, expected: Any) -> Any:
         raise Crash("killed right after the create answered")
 
-    flusher = stack.flusher()
-    flusher._reconciler.recorder._claims = Wrapped(stack.claims, save=die_on_save)
+    flusher = stack.with_ports(claims=Wrapped(stack.claims, save=die_on_save)).flush_service()
     with pytest.raises(Crash):
         flusher.run()
     claim = _claim_of(stack, ids[0])
@@ -77,8 +76,7 @@ def test_crash_while_items_are_marked_submitted(stack: Stack, videos: dict[str, 
                 raise Crash("killed between two item writes")
         return stack.items.save(new, expected)
 
-    flusher = stack.flusher()
-    flusher._reconciler.recorder._items = Wrapped(stack.items, save=save)
+    flusher = stack.with_ports(items=Wrapped(stack.items, save=save)).flush_service()
     with pytest.raises(Crash):
         flusher.run()
     claim = _claim_of(stack, ids[0])
@@ -112,8 +110,7 @@ def test_crash_while_claiming_does_not_tie_unclaimed_items_to_the_claim(stack: S
                 raise Crash("killed between two claims")
         return stack.items.save(new, expected)
 
-    flusher = stack.flusher()
-    flusher._items = Wrapped(stack.items, save=save)
+    flusher = stack.with_ports(items=Wrapped(stack.items, save=save)).flush_service()
     with pytest.raises(Crash):
         flusher.run()
     states = {item.item_id: item.state for item in stack.items.get_many(ids).values()}
@@ -148,8 +145,7 @@ def test_crash_between_refused_create_and_claim_release(stack: Stack, videos: di
             raise Crash("killed before the claim was released")
         return stack.claims.save(new, expected)
 
-    flusher = stack.flusher()
-    flusher._claims = Wrapped(stack.claims, save=die_on_release)
+    flusher = stack.with_ports(claims=Wrapped(stack.claims, save=die_on_release)).flush_service()
     with pytest.raises(Crash):
         flusher.run()
     [pending] = list(stack.claims.iter_pending())

@@ -6,7 +6,7 @@ import pytest
 
 from tests.unit.services.harness import Stack
 from videobatch.domain.items import ItemState
-from videobatch.services.records import ClaimState
+from videobatch.domain.records import ClaimState
 
 from .support import assert_each_submitted_once, past_decision_age, sweeper
 

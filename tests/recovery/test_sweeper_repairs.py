@@ -7,9 +7,9 @@ import pytest
 
 from tests.unit.services.harness import Stack
 from videobatch.domain.items import ItemState
+from videobatch.domain.records import BatchState, ClaimState
 from videobatch.errors import VideoBatchError
 from videobatch.services.flusher import LEASE_NAME
-from videobatch.services.records import BatchState, ClaimState
 
 from .support import Wrapped, hours, past_decision_age, sweeper
 

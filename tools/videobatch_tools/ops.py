@@ -198,7 +198,7 @@ def _function_environment(session: Any, stack_name: str, logical_id: str) -> dic
 
 
 def _item_queues() -> list[tuple[str, str]]:
-    from videobatch.services.records import (
+    from videobatch.domain.records import (
         ASSET_QUEUE,
         CLAIMED_QUEUE,
         REGISTERED_QUEUE,
@@ -234,7 +234,7 @@ def collect_status(session: Any, location: Location, *, now: datetime, live: boo
     """Queue counts with each queue's first item (queues are ordered by their sort time: for ``queued`` that is the
     end of any requeue backoff, so the first item is the oldest *eligible* one), pending claims, open batches."""
     from videobatch.adapters.dynamodb import DynamoBatchRepository, DynamoItemRepository
-    from videobatch.services.records import PENDING_CLAIMS_QUEUE
+    from videobatch.domain.records import PENDING_CLAIMS_QUEUE
 
     table = location.require("TABLE_NAME", "--table")
     dynamodb = session.client("dynamodb")

@@ -18,9 +18,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from videobatch.errors import StaleStateError
-from videobatch.services.ports import LeaseInfo
-from videobatch.services.records import (
+from videobatch.domain.items import check_transition
+from videobatch.domain.records import (
     OPEN_BATCHES_QUEUE,
     PENDING_CLAIMS_QUEUE,
     BatchRecord,
@@ -30,6 +29,8 @@ from videobatch.services.records import (
     ItemRecord,
     sort_stamp,
 )
+from videobatch.errors import StaleStateError
+from videobatch.services.ports import LeaseInfo
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -188,8 +189,10 @@ class DynamoItemRepository(_Table):
         """Replace ``expected`` with ``new`` (version + 1) unless someone else wrote it since; else StaleStateError.
 
         The condition also pins the state and, when set, the claim and batch the caller saw, so the intent of the
-        check is explicit even where the version alone would already catch the race.
+        check is explicit even where the version alone would already catch the race. A move the lifecycle does not
+        allow is refused before anything is sent (InvalidTransitionError): production has the simulation's check.
         """
+        check_transition(expected.state, new.state)
         stored = new.model_copy(update={"version": expected.version + 1})
         extra: dict[str, object] = {"state": expected.state.value}
         if expected.claim_id is not None:

@@ -12,16 +12,23 @@ Contract (documented for consumers in events/README.md):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypedDict
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from videobatch.errors import InvalidInputError
 from videobatch.twelvelabs.limits import AnalysisMode
 
+if TYPE_CHECKING:
+    from videobatch.domain.items import FailureReason
+    from videobatch.domain.records import ItemRecord
+    from videobatch.domain.windows import MergedResult
+
 SOURCE: Final = "videobatch"
 SCHEMA_VERSION: Final = "1.0"
 _S3_URI: Final = r"^s3://[^/]+/.+$"
+FailureStage = Literal["ingest", "asset", "packing", "submission", "analysis"]
 
 
 class _Detail(BaseModel):
@@ -61,7 +68,7 @@ class ItemSucceeded(_ItemDetail):
 class ItemFailed(_ItemDetail):
     DETAIL_TYPE: ClassVar[str] = "Item Failed"
 
-    stage: Literal["ingest", "asset", "packing", "submission", "analysis"]
+    stage: FailureStage
     failure_code: str = Field(min_length=1)
     failure_message: str = Field(min_length=1, max_length=4_000)
     batch_id: str | None = None
@@ -98,6 +105,57 @@ class BatchFinished(_Detail):
     items_requeued: int = Field(ge=0)
     submitted_at: AwareDatetime
     duration_seconds: float = Field(ge=0)  # submitted_at to occurred_at
+
+
+class _ItemFields(TypedDict):
+    item_id: str
+    bucket: str
+    key: str
+    version_id: str | None
+    profile: str | None
+    attempts: int
+    registered_at: datetime
+
+
+def _item_fields(item: ItemRecord) -> _ItemFields:
+    """What every item event says of its item (a TypedDict, so the models' field checks still apply)."""
+    return _ItemFields(
+        item_id=item.item_id,
+        bucket=item.bucket,
+        key=item.key,
+        version_id=item.version_id,
+        profile=item.profile_name,
+        attempts=item.counted_attempts,  # submissions that reached TwelveLabs (released ones did not)
+        registered_at=item.created_at,
+    )
+
+
+def item_failed_event(item: ItemRecord, failure: FailureReason, stage: FailureStage, *, now: datetime) -> ItemFailed:
+    return ItemFailed(
+        **_item_fields(item),
+        occurred_at=now,
+        stage=stage,
+        failure_code=failure.code,
+        failure_message=failure.message[:4000],
+        batch_id=item.batch_id,
+        task_ids=tuple(item.task_ids.values()),
+    )
+
+
+def item_succeeded_event(item: ItemRecord, merged: MergedResult, uri: str, *, now: datetime) -> ItemSucceeded:
+    return ItemSucceeded(
+        **_item_fields(item),
+        occurred_at=now,
+        analysis_mode=item.analysis_mode,
+        result_s3_uri=uri,
+        result_media_type=merged.media_type,
+        batch_id=item.batch_id or "",
+        task_ids=tuple(item.task_ids.values()),
+        window_count=merged.window_count,
+        video_duration_seconds=item.duration_seconds or 0.0,
+        truncated=merged.truncated,
+        submitted_at=item.submitted_at or item.updated_at,
+    )
 
 
 OutgoingEvent = ItemSucceeded | ItemFailed | BatchSubmitted | BatchFinished

@@ -1,4 +1,28 @@
-"""An item is one uploaded video moving through the pipeline; this module holds its lifecycle and identifiers."""
+"""An item is one uploaded video moving through the pipeline; this module holds its lifecycle and identifiers.
+
+The lifecycle, drawn once here (``ALLOWED_TRANSITIONS`` below is its table; each arrow is one transition method of
+``videobatch.domain.records.ItemRecord``, and both storage adapters refuse a save whose move is not an arrow):
+
+```mermaid
+stateDiagram-v2
+    [*] --> registered: S3 Object Created (ItemRecord.registered)
+    [*] --> failed: rejected upload: not a video, too large, no profile, ... (ItemRecord.rejected)
+    registered --> asset_processing: asset created (asset_created)
+    registered --> failed: TwelveLabs refused the upload / ingest incomplete (fail)
+    asset_processing --> queued: asset ready, windows planned (asset_ready)
+    asset_processing --> failed: asset failed / > 4 h / timed out (fail)
+    queued --> claimed: flusher claims, attempts + 1 (claim)
+    queued --> failed: unpackable / profile removed (fail)
+    claimed --> submitted: batch created (submit)
+    claimed --> queued: create refused for sure, or no batch found (release: released_attempts + 1)
+    claimed --> failed: the refusal is traced to this video (fail)
+    submitted --> done: all windows ready, result written to S3 (finish)
+    submitted --> queued: canceled / expired / retryable failure (requeue)
+    submitted --> failed: terminal error or max attempts (fail)
+    done --> [*]
+    failed --> [*]
+```
+"""
 
 from __future__ import annotations
 
@@ -7,7 +31,7 @@ import json
 import re
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Final, Self
+from typing import Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -127,6 +151,36 @@ class Window(BaseModel):
         return self.end_seconds - self.start_seconds
 
 
+# Failures caused by what was uploaded (the uploader fixes them: not a video, too long, under no profile, ...);
+# every other code is the pipeline's or the platform's, which is what pages someone (ItemsFailedPipeline).
+USER_FAILURE_CODES: Final[frozenset[str]] = frozenset(
+    {
+        "empty_object",
+        "not_a_video_extension",
+        "not_a_video_content",
+        "too_large",
+        "no_profile",
+        "video_too_short",
+        "video_too_long",
+        "object_missing",
+        "source_deleted",
+        "result_key_too_long",
+        "asset_failed",
+        "video_duration_too_long",
+        "video_duration_too_short",
+        "video_file_broken",
+        "video_corrupted",
+        "unsupported_video_format",
+        "video_resolution_too_low",
+        "video_resolution_too_high",
+        "content_policy_violation",
+        "content_moderation",
+        "content_moderated",
+    }
+)
+FailureKind = Literal["user", "pipeline"]
+
+
 class FailureReason(BaseModel):
     """Why an item ended in ``failed``: a stable machine code and a message that tells a person what to do."""
 
@@ -135,3 +189,8 @@ class FailureReason(BaseModel):
     code: str = Field(min_length=1, max_length=128)
     message: str = Field(min_length=1)
     retryable: bool = False
+
+    @property
+    def kind(self) -> FailureKind:
+        """``user``: the upload itself cannot be analysed; ``pipeline``: everything else (the alarm's concern)."""
+        return "user" if self.code in USER_FAILURE_CODES else "pipeline"

@@ -15,13 +15,13 @@ from pydantic import BaseModel, ConfigDict
 
 from videobatch.clock import Clock
 from videobatch.config import Settings
-from videobatch.domain.items import FailureReason, ItemState
+from videobatch.domain.items import FailureReason
 from videobatch.domain.profiles import ProfileSet
+from videobatch.domain.records import ASSET_QUEUE, ItemRecord
 from videobatch.domain.windows import plan_windows
-from videobatch.errors import ConfigurationError, RejectedUploadError, StaleStateError
-from videobatch.services.ingest import item_failed_event
-from videobatch.services.ports import EventPublisher, ItemStore, MetricsSink, TwelveLabsAssets
-from videobatch.services.records import ASSET_QUEUE, ItemRecord
+from videobatch.errors import ConfigurationError, RejectedUploadError
+from videobatch.services.lifecycle import ItemWriter
+from videobatch.services.ports import ItemStore, MetricsSink, TwelveLabsAssets
 from videobatch.twelvelabs import limits
 from videobatch.twelvelabs.models import Asset
 
@@ -63,8 +63,8 @@ class AssetCheckService:
         settings: Settings,
         clock: Clock,
         items: ItemStore,
+        writer: ItemWriter,
         assets: TwelveLabsAssets,
-        events: EventPublisher,
         profiles: ProfileSet,
         metrics: MetricsSink,
         max_items_per_run: int = DEFAULT_MAX_ITEMS_PER_RUN,
@@ -72,22 +72,21 @@ class AssetCheckService:
         self._settings = settings
         self._clock = clock
         self._items = items
+        self._writer = writer
         self._assets = assets
-        self._events = events
         self._profiles = profiles
         self._metrics = metrics
         self._max_items = max_items_per_run
 
     def run(self) -> AssetCheckSummary:
-        summary = AssetCheckSummary()
+        summary, races_before = AssetCheckSummary(), self._writer.lost_races
         pending = islice(self._items.iter_queue(ASSET_QUEUE), self._max_items)
         for chunk in _chunks(pending, limits.MAX_PAGE_LIMIT):
             found = self._lookup(chunk)
             for item in chunk:
                 summary.checked += 1
                 self._check(item, found.get(item.asset_id or ""), summary)
-        if summary.failed:
-            self._metrics.add_metric(name="ItemsFailed", unit="Count", value=summary.failed)
+        summary.lost_races = self._writer.lost_races - races_before
         return summary
 
     def _lookup(self, chunk: Sequence[ItemRecord]) -> dict[str, Asset]:
@@ -127,38 +126,13 @@ class AssetCheckService:
         except ConfigurationError as error:  # the profile was removed since ingest
             self._fail(item, FailureReason(code="profile_missing", message=str(error)), summary)
             return
-        now = self._clock.now()
-        queued = item.model_copy(
-            update={
-                "state": ItemState.QUEUED,
-                "duration_seconds": duration,
-                "windows": tuple(windows),
-                "queued_at": now,
-                "eligible_at": now,
-                "updated_at": now,
-            }
-        )
-        if self._save(queued, item, summary):
+        if self._writer.save(item.asset_ready(duration, windows, now=self._clock.now()), item) is not None:
             summary.queued += 1
             logger.info("asset ready", extra={"item_id": item.item_id, "duration_seconds": duration})
 
     def _fail(self, item: ItemRecord, failure: FailureReason, summary: AssetCheckSummary) -> None:
-        now = self._clock.now()
-        failed = item.model_copy(
-            update={"state": ItemState.FAILED, "failure": failure, "finished_at": now, "updated_at": now}
-        )
-        if self._save(failed, item, summary):
+        if self._writer.fail(item, failure) is not None:
             summary.failed += 1
-            logger.info("item failed", extra={"item_id": item.item_id, "code": failure.code})
-            self._events.publish([item_failed_event(failed, failure, "asset", now=now)])
-
-    def _save(self, new: ItemRecord, expected: ItemRecord, summary: AssetCheckSummary) -> bool:
-        try:
-            self._items.save(new, expected)
-        except StaleStateError:
-            summary.lost_races += 1  # another checker run got there first
-            return False
-        return True
 
 
 def _chunks(items: Iterator[ItemRecord], size: int) -> Iterator[list[ItemRecord]]:

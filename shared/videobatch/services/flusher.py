@@ -16,22 +16,22 @@ deadline has passed, so their items and slots are accounted for before planning.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
-from datetime import datetime, timedelta
+from datetime import timedelta
 from itertools import islice
-from typing import Final, Literal
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
 from videobatch.clock import Clock
 from videobatch.config import Settings
-from videobatch.domain.items import FailureReason, ItemState
+from videobatch.domain.items import FailureReason
 from videobatch.domain.packing import PackCandidate, PlannedBatch, plan_batches
 from videobatch.domain.profiles import ProfileSet
+from videobatch.domain.records import ClaimRecord, ItemRecord, queued_queue
 from videobatch.domain.refusals import asset_refusal, rejected_request_indices, request_refusal
 from videobatch.domain.windows import request_time_bounds
 from videobatch.errors import (
@@ -40,21 +40,13 @@ from videobatch.errors import (
     InvalidInputError,
     NotFoundError,
     OutcomeUnknownError,
-    StaleStateError,
     TwelveLabsError,
 )
 from videobatch.services.asset_checker import assets_of
-from videobatch.services.ingest import item_failed_event
-from videobatch.services.ports import (
-    ClaimStore,
-    EventPublisher,
-    ItemStore,
-    LeaseStore,
-    MetricsSink,
-    TwelveLabsFlushApi,
-)
-from videobatch.services.reconciler import FoundBatch, ReconcileService, RecordOutcome
-from videobatch.services.records import ClaimRecord, ClaimState, ItemRecord, queued_queue
+from videobatch.services.lifecycle import ItemWriter
+from videobatch.services.ports import ItemStore, LeaseStore, MetricsSink, TwelveLabsFlushApi
+from videobatch.services.reconciler import ReconcileService
+from videobatch.services.submissions import FoundBatch, RecordOutcome, SubmissionRecorder
 from videobatch.twelvelabs import limits
 from videobatch.twelvelabs.models import (
     Asset,
@@ -109,23 +101,23 @@ class FlushService:
         settings: Settings,
         clock: Clock,
         items: ItemStore,
-        claims: ClaimStore,
+        writer: ItemWriter,
+        recorder: SubmissionRecorder,
         leases: LeaseStore,
         twelvelabs: TwelveLabsFlushApi,
-        events: EventPublisher,
         profiles: ProfileSet,
         metrics: MetricsSink,
         reconciler: ReconcileService,
         owner: str | None = None,
     ) -> None:
-        """``reconciler`` runs first in every flush (under the lease) and records this flusher's submissions."""
+        """``reconciler`` runs first in every flush (under the lease); ``recorder`` writes claims and batches."""
         self._settings = settings
         self._clock = clock
         self._items = items
-        self._claims = claims
+        self._writer = writer
+        self._recorder = recorder
         self._leases = leases
         self._api = twelvelabs
-        self._events = events
         self._profiles = profiles
         self._metrics = metrics
         self._reconciler = reconciler
@@ -211,15 +203,15 @@ class FlushService:
 
     def _submit(self, planned: PlannedBatch, queued: dict[str, ItemRecord], summary: FlushSummary) -> None:
         wanted = [queued[candidate.item_id] for candidate in planned.items]
-        claim = self._claims.create(self._claim_record(wanted, planned))
+        claim = self._recorder.open_claim(self._claim_record(wanted, planned))
         claimed = self._claim_items(wanted, claim.claim_id, summary)
-        if len(claimed) != len(wanted):
-            claim = self._claims.save(self._claim_record(claimed, planned, claim), claim)
         if not claimed:
-            self._claims.save(claim.model_copy(update={"state": ClaimState.RELEASED, "note": "all lost"}), claim)
+            self._recorder.release(claim, "every item was claimed by another flush", known_items=())
             return
+        if len(claimed) != len(wanted):
+            claim = self._recorder.save_claim(self._claim_record(claimed, planned, claim), claim)
         request = self._request(claimed)
-        budget_seconds = (self._create_deadline(claim) - self._clock.now()).total_seconds()
+        budget_seconds = (self._recorder.create_deadline(claim) - self._clock.now()).total_seconds()
         if budget_seconds < MIN_CREATE_SECONDS:
             # Past the deadline the reconciler may already judge this claim: sending now could double-submit.
             self._release(claim, claimed, TimeoutError("lease nearly over before the create was sent"), summary)
@@ -238,11 +230,7 @@ class FlushService:
     def _claim_record(
         self, items: Sequence[ItemRecord], planned: PlannedBatch, previous: ClaimRecord | None = None
     ) -> ClaimRecord:
-        custom_ids = {
-            custom_id: item.item_id
-            for item in items
-            for custom_id in (item if item.state is ItemState.CLAIMED else _next_attempt(item)).custom_ids()
-        }
+        custom_ids = {custom_id: item.item_id for item in items for custom_id in item.next_custom_ids()}
         return ClaimRecord(
             claim_id=previous.claim_id if previous else uuid.uuid4().hex,
             owner=self._owner,
@@ -257,19 +245,15 @@ class FlushService:
             fill_ratio=planned.fill_ratio,
         )
 
-    def _create_deadline(self, claim: ClaimRecord) -> datetime:
-        return claim.create_deadline_at or self._lease_until
-
     def _claim_items(self, items: Sequence[ItemRecord], claim_id: str, summary: FlushSummary) -> list[ItemRecord]:
         now = self._clock.now()
         claimed: list[ItemRecord] = []
         for item in items:
-            update = {"state": ItemState.CLAIMED, "claim_id": claim_id, "claimed_at": now, "updated_at": now}
-            try:
-                claimed.append(self._items.save(_next_attempt(item).model_copy(update=update), item))
-            except StaleStateError:
+            stored = self._writer.save(item.claim(claim_id, now=now), item)
+            if stored is None:
                 summary.items_lost_to_other_flushers += 1
-                logger.info("item claimed elsewhere", extra={"item_id": item.item_id, "claim_id": claim_id})
+            else:
+                claimed.append(stored)
         return claimed
 
     def _request(self, items: Sequence[ItemRecord]) -> BatchCreateRequest:
@@ -291,9 +275,7 @@ class FlushService:
 
     def _leave_pending(self, claim: ClaimRecord, error: Exception, summary: FlushSummary) -> None:
         summary.claims_unresolved += 1
-        note = f"create outcome unknown: {error}"
-        with contextlib.suppress(StaleStateError):  # the reconciler acts on it already
-            self._claims.save(claim.model_copy(update={"note": note[:1000]}), claim)
+        self._recorder.note_claim(claim, f"create outcome unknown: {error}")
         logger.warning("batch create outcome unknown; claim left pending", extra={"claim_id": claim.claim_id})
 
     def _refused(
@@ -308,7 +290,7 @@ class FlushService:
         failures, deferred = self._blame(claimed, request, error)
         for item in claimed:
             if item.item_id in failures:
-                self._fail(item, failures[item.item_id], summary, stage="submission")
+                self._fail(item, failures[item.item_id], summary)
         back = [item for item in claimed if item.item_id not in failures]
         self._release(claim, back, error, summary, deferred=deferred)
 
@@ -361,11 +343,9 @@ class FlushService:
         reconciler does, so a crash in between leaves a pending claim it finishes). The attempt number stays spent:
         a custom_id is never sent under two claims, which the reconciler's search relies on. ``deferred`` items
         wait ``REFUSED_ASSET_RETRY_SECONDS`` so they do not block the queue's head meanwhile."""
-        note = f"released: {type(error).__name__}: {error}"[:1000]
+        note = f"released: {type(error).__name__}: {error}"
         later = self._clock.now() + timedelta(seconds=REFUSED_ASSET_RETRY_SECONDS)
-        for item in claimed:
-            self._reconciler.recorder.requeue(item, note, eligible_at=later if item.item_id in deferred else None)
-        self._claims.save(claim.model_copy(update={"state": ClaimState.RELEASED, "note": note}), claim)
+        self._recorder.release(claim, note, known_items=claimed, deferred=deferred, deferred_until=later)
         summary.claims_released += 1
         logger.warning("batch create refused; claim released", extra={"claim_id": claim.claim_id, "error": str(error)})
 
@@ -378,7 +358,7 @@ class FlushService:
         summary: FlushSummary,
     ) -> None:
         # The same steps the reconciler runs when it adopts a batch, so a crash anywhere in them is finished there.
-        result = self._reconciler.recorder.record(claim, FoundBatch.from_created(created), claimed)
+        result = self._recorder.record(claim, FoundBatch.from_created(created), claimed)
         if result.outcome is RecordOutcome.ORPHANED:
             self._cancel_orphan(created.batch_id, summary)
             raise _Stop("claim released while its create was in flight")
@@ -399,23 +379,9 @@ class FlushService:
         except TwelveLabsError as error:  # already terminal, or the API is down: it only costs money, log it
             logger.error("orphan batch not canceled", extra={"batch_id": batch_id, "error": str(error)})
 
-    def _fail(
-        self,
-        item: ItemRecord,
-        failure: FailureReason,
-        summary: FlushSummary,
-        stage: Literal["packing", "submission"] = "packing",
-    ) -> None:
-        now = self._clock.now()
-        failed = item.model_copy(
-            update={"state": ItemState.FAILED, "failure": failure, "finished_at": now, "updated_at": now}
-        )
-        try:
-            self._items.save(failed, item)
-        except StaleStateError:
-            return
-        summary.items_failed += 1
-        self._events.publish([item_failed_event(failed, failure, stage, now=now)])
+    def _fail(self, item: ItemRecord, failure: FailureReason, summary: FlushSummary) -> None:
+        if self._writer.fail(item, failure) is not None:
+            summary.items_failed += 1
 
     # --- metrics ------------------------------------------------------------------------------------------
 
@@ -433,10 +399,3 @@ class FlushService:
             name="ActiveBatches", unit="Count", value=summary.active_batches + summary.batches_submitted
         )
         self._metrics.add_metric(name="BatchesSubmitted", unit="Count", value=summary.batches_submitted)
-        if summary.items_failed:
-            self._metrics.add_metric(name="ItemsFailed", unit="Count", value=summary.items_failed)
-
-
-def _next_attempt(item: ItemRecord) -> ItemRecord:
-    """The item as it will be claimed: one more attempt, which the custom_ids of this submission carry."""
-    return item.model_copy(update={"attempts": item.attempts + 1})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -19,20 +18,18 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from videobatch.clock import Clock
 from videobatch.config import Settings
-from videobatch.domain.events import ItemFailed
 from videobatch.domain.items import FailureReason, ItemState, item_id_for
 from videobatch.domain.profiles import Profile, ProfileSet
+from videobatch.domain.records import ItemRecord, UploadedObject
 from videobatch.domain.uploads import HEAD_BYTES_NEEDED, UploadDecision, UploadMethod, UploadPlan, inspect_upload
-from videobatch.errors import BadRequestError, InvalidInputError, RejectedUploadError, StaleStateError
+from videobatch.errors import BadRequestError, InvalidInputError, RejectedUploadError
+from videobatch.services.lifecycle import ItemWriter
 from videobatch.services.ports import (
-    EventPublisher,
     ItemStore,
-    MetricsSink,
     ObjectRef,
     ObjectStore,
     TwelveLabsAssets,
 )
-from videobatch.services.records import ItemRecord
 
 logger = logging.getLogger(__name__)
 
@@ -102,20 +99,18 @@ class IngestService:
         settings: Settings,
         clock: Clock,
         items: ItemStore,
+        writer: ItemWriter,
         objects: ObjectStore,
         assets: TwelveLabsAssets,
-        events: EventPublisher,
         profiles: ProfileSet,
-        metrics: MetricsSink,
     ) -> None:
         self._settings = settings
         self._clock = clock
         self._items = items
+        self._writer = writer
         self._objects = objects
         self._assets = assets
-        self._events = events
         self._profiles = profiles
-        self._metrics = metrics
 
     def handle(self, event: ObjectCreatedEvent) -> IngestResult:
         detail = event.detail
@@ -132,7 +127,7 @@ class IngestService:
             profile = self._profiles.for_key(ref.key)
         except RejectedUploadError as rejected:
             return self._reject(item_id, ref, rejected, event.detail.object)
-        item, created = self._items.create(self._new_item(item_id, ref, plan, profile, detail.object.etag))
+        item, created = self._writer.create(self._new_item(item_id, ref, plan, profile, detail.object.etag))
         if not created:
             return self._resume(item)
         return self._create_asset(item)
@@ -153,20 +148,16 @@ class IngestService:
     def _new_item(
         self, item_id: str, ref: ObjectRef, plan: UploadPlan, profile: Profile, etag: str | None
     ) -> ItemRecord:
-        now = self._clock.now()
-        return ItemRecord(
-            item_id=item_id,
-            bucket=ref.bucket,
-            key=ref.key,
-            version_id=ref.version_id,
-            etag=etag,
-            size_bytes=plan.size_bytes,
+        upload = UploadedObject(
+            bucket=ref.bucket, key=ref.key, version_id=ref.version_id, etag=etag, size_bytes=plan.size_bytes
+        )
+        assert upload.item_id == item_id
+        return ItemRecord.registered(
+            upload,
             profile_name=profile.name,
             analysis_mode=profile.analysis_mode,
-            state=ItemState.REGISTERED,
-            created_at=now,
-            updated_at=now,
             upload_method=None if plan.method is None else plan.method.value,
+            now=self._clock.now(),
         )
 
     def _create_asset(self, item: ItemRecord) -> IngestResult:
@@ -176,18 +167,8 @@ class IngestService:
         except BadRequestError as error:  # the API refused this video for good (e.g. an unreadable URL)
             failure = FailureReason(code="asset_rejected", message=f"TwelveLabs refused the upload: {error.message}")
             return self._fail_registered(item, failure)
-        now = self._clock.now()
-        processing = item.model_copy(
-            update={
-                "state": ItemState.ASSET_PROCESSING,
-                "asset_id": asset_id,
-                "asset_created_at": now,
-                "updated_at": now,
-            }
-        )
-        try:
-            self._items.save(processing, item)
-        except StaleStateError:
+        processing = self._writer.save(item.asset_created(asset_id, now=self._clock.now()), item)
+        if processing is None:
             # A concurrent delivery of the same event won the race; the asset just created is an orphan.
             logger.warning("asset created by a losing ingest", extra={"item_id": item.item_id, "asset_id": asset_id})
             return IngestResult(outcome=IngestOutcome.DUPLICATE, item_id=item.item_id)
@@ -208,66 +189,20 @@ class IngestService:
         return self._assets.create_asset_from_url(url, filename=filename, user_metadata=metadata).id
 
     def _reject(self, item_id: str, ref: ObjectRef, rejected: RejectedUploadError, obj: S3Object) -> IngestResult:
-        now = self._clock.now()
         failure = FailureReason(code=rejected.reason, message=rejected.message)
-        item = ItemRecord(
-            item_id=item_id,
-            bucket=ref.bucket,
-            key=ref.key,
-            version_id=ref.version_id,
-            etag=obj.etag,
-            size_bytes=obj.size,
-            state=ItemState.FAILED,
-            created_at=now,
-            updated_at=now,
-            failure=failure,
-            finished_at=now,
+        upload = UploadedObject(
+            bucket=ref.bucket, key=ref.key, version_id=ref.version_id, etag=obj.etag, size_bytes=obj.size
         )
-        stored, created = self._items.create(item)
+        item = ItemRecord.rejected(upload, failure, now=self._clock.now())
+        stored, created = self._writer.reject(item)
         if not created:
             return self._resume(stored)
-        self._publish_failed(stored, failure, stage="ingest")
         return IngestResult(outcome=IngestOutcome.REJECTED, item_id=item_id, state=stored.state, reason=failure.code)
 
     def _fail_registered(self, item: ItemRecord, failure: FailureReason) -> IngestResult:
-        now = self._clock.now()
-        failed = item.model_copy(
-            update={"state": ItemState.FAILED, "failure": failure, "finished_at": now, "updated_at": now}
-        )
-        try:
-            stored = self._items.save(failed, item)
-        except StaleStateError:
+        stored = self._writer.fail(item, failure, stage="asset")
+        if stored is None:
             return IngestResult(outcome=IngestOutcome.DUPLICATE, item_id=item.item_id)
-        self._publish_failed(stored, failure, stage="asset")
         return IngestResult(
             outcome=IngestOutcome.REJECTED, item_id=item.item_id, state=stored.state, reason=failure.code
         )
-
-    def _publish_failed(self, item: ItemRecord, failure: FailureReason, *, stage: Literal["ingest", "asset"]) -> None:
-        self._metrics.add_metric(name="ItemsFailed", unit="Count", value=1)
-        logger.info("item failed", extra={"item_id": item.item_id, "code": failure.code, "stage": stage})
-        self._events.publish([item_failed_event(item, failure, stage, now=self._clock.now())])
-
-
-def item_failed_event(
-    item: ItemRecord,
-    failure: FailureReason,
-    stage: Literal["ingest", "asset", "packing", "submission", "analysis"],
-    *,
-    now: datetime,
-) -> ItemFailed:
-    return ItemFailed(
-        occurred_at=now,
-        item_id=item.item_id,
-        bucket=item.bucket,
-        key=item.key,
-        version_id=item.version_id,
-        profile=item.profile_name,
-        attempts=item.counted_attempts,  # submissions that reached TwelveLabs (released ones did not)
-        registered_at=item.created_at,
-        stage=stage,
-        failure_code=failure.code,
-        failure_message=failure.message[:4000],
-        batch_id=item.batch_id,
-        task_ids=tuple(item.task_ids.values()),
-    )

@@ -1,29 +1,31 @@
-"""The ports the services talk through. Adapters (``videobatch.adapters``) and the TwelveLabs client satisfy them
-structurally; tests substitute real adapters against moto and the real client against the emulator."""
+"""The ports the services talk through, as Protocols. The AWS adapters (``videobatch.adapters``), their in-memory
+twins (``videobatch.adapters.memory``, proven equal by one contract suite) and the TwelveLabs client satisfy them
+structurally; ``Runtime`` is typed on these, never on a concrete adapter."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from videobatch.domain.events import OutgoingEvent
-from videobatch.services.records import BatchRecord, ClaimRecord, ItemRecord
-from videobatch.twelvelabs.models import (
-    Asset,
-    Batch,
-    BatchCreated,
-    BatchCreateRequest,
-    BatchResultItem,
-    BatchStatus,
-    ChunkReport,
-    CompletedChunk,
-    MultipartUpload,
-    Page,
-)
+if TYPE_CHECKING:
+    from videobatch.domain.events import OutgoingEvent
+    from videobatch.domain.records import BatchRecord, ClaimRecord, ItemRecord
+    from videobatch.twelvelabs.models import (
+        Asset,
+        Batch,
+        BatchCreated,
+        BatchCreateRequest,
+        BatchResultItem,
+        BatchStatus,
+        ChunkReport,
+        CompletedChunk,
+        MultipartUpload,
+        Page,
+    )
 
 
 class ObjectRef(BaseModel):
@@ -138,3 +140,9 @@ class TwelveLabsBatches(Protocol):
 
 class TwelveLabsFlushApi(TwelveLabsBatches, TwelveLabsAssets, Protocol):
     """What the flusher needs: batches, and assets to trace a refused create to its videos."""
+
+
+class TwelveLabsApi(TwelveLabsFlushApi, Protocol):
+    """All of ``TwelveLabsClient`` the pipeline uses: what the runtime holds (and closes)."""
+
+    def close(self) -> None: ...

@@ -12,8 +12,7 @@ from videobatch.adapters.dynamodb import (
     table_definition,
 )
 from videobatch.domain.items import FailureReason, ItemState, Window
-from videobatch.errors import StaleStateError
-from videobatch.services.records import (
+from videobatch.domain.records import (
     ASSET_QUEUE,
     BatchRecord,
     BatchState,
@@ -22,6 +21,7 @@ from videobatch.services.records import (
     ItemRecord,
     queued_queue,
 )
+from videobatch.errors import StaleStateError
 
 from .conftest import TABLE
 
@@ -85,7 +85,7 @@ def test_save_increments_version_and_stale_writer_loses(dynamodb: Any) -> None:
 
 def test_save_is_conditional_on_batch_id(dynamodb: Any) -> None:
     repo = DynamoItemRepository(dynamodb, TABLE)
-    stored, _ = repo.create(make_item())
+    stored, _ = repo.create(make_item(state=ItemState.CLAIMED, claim_id="c1"))
     submitted = repo.save(stored.model_copy(update={"state": ItemState.SUBMITTED, "batch_id": "b1"}), stored)
     impostor = submitted.model_copy(update={"batch_id": "b2"})  # a checker of another batch with a matching version
     with pytest.raises(StaleStateError):

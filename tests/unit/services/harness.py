@@ -13,6 +13,7 @@ import boto3
 import httpx
 from botocore.config import Config
 
+from tests.surgery import overwrite_item
 from videobatch.adapters.dynamodb import (
     DynamoBatchRepository,
     DynamoClaimRepository,
@@ -26,6 +27,7 @@ from videobatch.adapters.scheduler import BatchExpiryScheduler
 from videobatch.clock import ManualClock
 from videobatch.config import Settings
 from videobatch.domain.profiles import ProfileSet, load_default_profiles
+from videobatch.domain.records import ItemRecord
 from videobatch.runtime import Runtime
 from videobatch.services.asset_checker import AssetCheckService
 from videobatch.services.batch_checker import BatchCheckService
@@ -103,6 +105,14 @@ class Stack:
             profiles=self.profiles,
             metrics=self.metrics,
         )
+
+    def overwrite_item(self, item: ItemRecord) -> None:
+        """Test surgery: write the record as is, bypassing the lifecycle check (as a hand edit of the table would)."""
+        overwrite_item(self.dynamodb, self.settings.table_name, item)
+
+    def with_ports(self, **ports: Any) -> Runtime:
+        """The runtime with some ports replaced (crash injection wraps an adapter)."""
+        return dataclasses.replace(self.runtime, **ports)
 
     def with_settings(self, **overrides: Any) -> Runtime:
         """The runtime with some settings changed (the stack's own stay as they are)."""

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from videobatch.domain.items import ItemState
-from videobatch.services.records import ASSET_QUEUE, queued_queue
+from videobatch.domain.records import ASSET_QUEUE, queued_queue
 
 from .harness import Stack
 

@@ -3,9 +3,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.recovery.support import Wrapped
 from videobatch.domain.items import ItemState
+from videobatch.domain.records import BatchState
 from videobatch.services.batch_checker import result_key
-from videobatch.services.records import BatchState
 
 from .harness import BUCKET, Stack
 
@@ -54,12 +55,15 @@ def test_results_are_written_once_when_checkers_race(stack: Stack, videos: dict[
     stack.checker().check(batch_id)
     key = stack.items.get(item_id).result_key  # type: ignore[union-attr]
     first = stack.s3.get_object(Bucket=BUCKET, Key=key)
-    # A second checker that read the item before the first one finished it (a stale snapshot).
-    late = stack.checker()
-    stack.items.get_many = lambda ids: stale  # type: ignore[method-assign]
+    # A second checker that read the item and the batch before the first one finished them (stale snapshots).
     record = stack.batches.get(batch_id)
     assert record is not None
-    late._check(record.model_copy(update={"state": BatchState.OPEN}), summary := late.check("missing"))
+    open_record = record.model_copy(update={"state": BatchState.OPEN})
+    late = stack.with_ports(
+        items=Wrapped(stack.items, get_many=lambda ids: stale),
+        batches=Wrapped(stack.batches, get=lambda batch_id: open_record),
+    ).batch_check_service()
+    summary = late.check(batch_id)
     assert (summary.items_succeeded, summary.lost_races) == (0, 1)
     again = stack.s3.get_object(Bucket=BUCKET, Key=key)
     assert again["ETag"] == first["ETag"]

@@ -4,8 +4,8 @@ import pytest
 
 from videobatch.adapters.scheduler import schedule_name
 from videobatch.domain.items import ItemState
+from videobatch.domain.records import ClaimState
 from videobatch.services.flusher import LEASE_NAME
-from videobatch.services.records import ClaimState
 from videobatch.twelvelabs.models import BatchCreateRequest, BatchItemRequest, VideoContext
 
 from .harness import Stack
@@ -215,7 +215,7 @@ def test_a_video_whose_asset_is_not_ready_waits_without_blocking_the_queue(
     fresh = stack.twelvelabs.create_asset_from_file(videos["short"].read_bytes(), filename="short.mp4")
     item = stack.items.get(ids[0])
     assert item is not None
-    stack.items.save(item.model_copy(update={"asset_id": fresh.id}), item)
+    stack.overwrite_item(item.model_copy(update={"asset_id": fresh.id}))
     summary = stack.flusher().run()
     assert (summary.items_failed, summary.claims_released) == (0, 1)
     waiting = stack.items.get(ids[0])

@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 
 from videobatch.domain.items import ItemState, item_id_for
+from videobatch.domain.records import ASSET_QUEUE
 from videobatch.errors import InvalidInputError
 from videobatch.services.ingest import IngestOutcome, parse_object_created
-from videobatch.services.records import ASSET_QUEUE
 
 from .harness import BUCKET, Stack
 
@@ -118,7 +118,7 @@ def test_multipart_upload_streams_the_object_from_s3(stack: Stack, videos: dict[
     item_id = item_id_for(BUCKET, "in/cat.mp4", None)
     service = stack.ingest_service()
     size = videos["short"].stat().st_size
-    from videobatch.services.records import ItemRecord
+    from videobatch.domain.records import ItemRecord
 
     now = stack.clock.now()
     stack.items.create(

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from videobatch.domain.items import ItemState
+from videobatch.domain.records import ClaimRecord, ClaimState
 from videobatch.errors import StaleStateError
 from videobatch.services.reconciler import (
     API_CLOCK_SKEW_SECONDS,
@@ -13,7 +14,6 @@ from videobatch.services.reconciler import (
     ReconcileService,
     RecordOutcome,
 )
-from videobatch.services.records import ClaimRecord, ClaimState
 
 from .harness import Stack
 

@@ -1,8 +1,10 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from videobatch.domain.items import ItemState, item_id_for
+from videobatch.domain.records import REGISTERED_QUEUE
 from videobatch.errors import OutcomeUnknownError
 from videobatch.services.ingest import parse_object_created
 from videobatch.services.sweeper import SweepService
@@ -13,9 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def _sweeper(stack: Stack) -> SweepService:
-    return SweepService(
-        settings=stack.settings, clock=stack.clock, items=stack.items, events=stack.publisher, metrics=stack.metrics
-    )
+    return stack.runtime.sweep_service()
 
 
 def _stuck_registered(stack: Stack, videos: dict[str, Path]) -> str:
@@ -58,20 +58,13 @@ def test_sweep_loses_to_a_late_ingest_retry(stack: Stack, videos: dict[str, Path
     class StaleItems:
         """Serves the sweep the registered record it would have listed a moment before the retry."""
 
-        def iter_queue(self, queue: str, **_: object) -> list[object]:
-            return [stale]
+        def iter_queue(self, queue: str, **options: Any) -> Any:
+            return [stale] if queue == REGISTERED_QUEUE else stack.items.iter_queue(queue, **options)
 
         def __getattr__(self, name: str) -> object:
             return getattr(stack.items, name)
 
-    sweeper = SweepService(
-        settings=stack.settings,
-        clock=stack.clock,
-        items=StaleItems(),
-        events=stack.publisher,
-        metrics=stack.metrics,  # type: ignore[arg-type]
-    )
-    summary = sweeper.run()
+    summary = stack.with_ports(items=StaleItems()).sweep_service().run()
     assert (summary.ingest_incomplete, summary.lost_races) == (0, 1)
     assert stack.items.get(item_id).state is ItemState.ASSET_PROCESSING  # type: ignore[union-attr]
 

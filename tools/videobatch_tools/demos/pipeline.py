@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from videobatch.domain.items import ItemState
-from videobatch.services.records import ItemRecord
+from videobatch.domain.records import ItemRecord
 from videobatch_tools import samples
 from videobatch_tools.localstack.pipeline import LocalPipeline
 

@@ -24,8 +24,7 @@ from typing import Any, TextIO
 
 from videobatch.clock import ManualClock
 from videobatch.config import Settings
-from videobatch.runtime import Runtime, build_runtime, logger, metrics, set_runtime
-from videobatch.services.records import (
+from videobatch.domain.records import (
     ASSET_QUEUE,
     CLAIMED_QUEUE,
     REGISTERED_QUEUE,
@@ -33,6 +32,7 @@ from videobatch.services.records import (
     ItemRecord,
     queued_queue,
 )
+from videobatch.runtime import Runtime, build_runtime, logger, metrics, set_runtime
 from videobatch.twelvelabs import limits
 from videobatch_tools.emulator.models import EmulatorSettings
 from videobatch_tools.emulator.server import EmulatorConfig, EmulatorServer

@@ -28,8 +28,8 @@ from contextlib import contextmanager
 from typing import Any, Final, cast
 
 from videobatch.clock import Clock
+from videobatch.domain.records import ItemRecord
 from videobatch.runtime import Runtime
-from videobatch.services.records import ItemRecord
 from videobatch_tools.simulate.invariants import InvariantChecker, ItemWrite
 
 # Port -> the calls that are step boundaries (every one of them a crash point and an interleaving point).

@@ -1,0 +1,367 @@
+"""What the pipeline stores about items, batches and claims (persisted by ``adapters.dynamodb``/``adapters.memory``).
+
+Every record carries a ``version``: the repository writes ``version + 1`` on each save, conditional on the version
+the caller read, so two writers racing on one record can never both win (the loser gets StaleStateError).
+
+An item changes state only through its transition methods (``claim``, ``submit``, ``release``, ``requeue``,
+``finish``, ``fail``, ...; the diagram is in ``domain.items``): each checks the move against the lifecycle and sets or
+clears exactly the fields of the new state, so no caller assembles a state change field by field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from videobatch.domain.items import (
+    TERMINAL_STATES,
+    FailureReason,
+    ItemState,
+    Window,
+    check_transition,
+    custom_id_for,
+    item_id_for,
+)
+from videobatch.twelvelabs.limits import AnalysisMode
+
+NOTE_LIMIT: Final = 1000
+
+ASSET_QUEUE: Final = "Q#asset_processing"
+REGISTERED_QUEUE: Final = "Q#registered"
+CLAIMED_QUEUE: Final = "Q#claimed"
+SUBMITTED_QUEUE: Final = "Q#submitted"
+OPEN_BATCHES_QUEUE: Final = "Q#batch_open"
+PENDING_CLAIMS_QUEUE: Final = "Q#claim_pending"
+
+
+def queued_queue(analysis_mode: str) -> str:
+    return f"Q#queued#{analysis_mode}"
+
+
+def sort_stamp(moment: datetime) -> str:
+    """A fixed-width UTC timestamp that sorts lexicographically in time order (ISO with variable fractions does not)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class UploadIdentity(TypedDict):
+    item_id: str
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str | None
+    size_bytes: int
+
+
+class UploadedObject(BaseModel):
+    """The S3 object version an item stands for; its id follows from bucket, key and version."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    size_bytes: int = Field(ge=0)
+
+    @property
+    def item_id(self) -> str:
+        return item_id_for(self.bucket, self.key, self.version_id)
+
+    def identity(self) -> UploadIdentity:
+        return UploadIdentity(
+            item_id=self.item_id,
+            bucket=self.bucket,
+            key=self.key,
+            version_id=self.version_id,
+            etag=self.etag,
+            size_bytes=self.size_bytes,
+        )
+
+
+class ItemRecord(BaseModel):
+    """One uploaded object version on its way through the pipeline (DynamoDB ``ITEM#{item_id}``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    item_id: str
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    size_bytes: int = Field(ge=0)
+    profile_name: str | None = None  # None only for uploads rejected before a profile applied
+    analysis_mode: AnalysisMode = "general"
+    state: ItemState
+    version: int = Field(default=0, ge=0)  # 0: never stored
+    created_at: datetime
+    updated_at: datetime
+    attempts: int = Field(default=0, ge=0)  # batch submissions so far; part of every custom_id
+    # Attempt numbers spent on claims the reconciler released without a batch. They stay spent (a custom_id is
+    # never reused, so a late batch of a released claim can never pass for a newer one) but do not count towards
+    # max_attempts: nothing was analysed.
+    released_attempts: int = Field(default=0, ge=0)
+    upload_method: str | None = None
+    asset_id: str | None = None
+    asset_created_at: datetime | None = None
+    duration_seconds: float | None = None
+    windows: tuple[Window, ...] = ()
+    queued_at: datetime | None = None  # first time the item became queued: max_wait counts from here
+    eligible_at: datetime | None = None  # not to be packed before this (requeue backoff)
+    claim_id: str | None = None
+    claimed_at: datetime | None = None
+    batch_id: str | None = None
+    submitted_at: datetime | None = None
+    task_ids: dict[str, str] = Field(default_factory=dict)  # custom_id -> task_id of the current submission
+    result_key: str | None = None
+    failure: FailureReason | None = None
+    finished_at: datetime | None = None
+    note: str | None = None  # why a repair or a requeue last moved the item, for the person looking at it
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def queue_key(self) -> tuple[str, str] | None:
+        """(gsi1pk, gsi1sk) of the work queue the item sits in; None for terminal items (sparse index)."""
+        stamp = {
+            ItemState.REGISTERED: (REGISTERED_QUEUE, self.created_at),
+            ItemState.ASSET_PROCESSING: (ASSET_QUEUE, self.asset_created_at or self.updated_at),
+            ItemState.QUEUED: (queued_queue(self.analysis_mode), self.eligible_at or self.queued_at),
+            ItemState.CLAIMED: (CLAIMED_QUEUE, self.claimed_at),
+            ItemState.SUBMITTED: (SUBMITTED_QUEUE, self.submitted_at),
+        }.get(self.state)
+        if stamp is None:
+            return None
+        queue, moment = stamp
+        return queue, f"{sort_stamp(moment or self.updated_at)}#{self.item_id}"
+
+    def custom_ids(self, *, attempt: int | None = None) -> dict[str, Window]:
+        """custom_id -> window for the current attempt (or for ``attempt``)."""
+        number = self.attempts if attempt is None else attempt
+        return {custom_id_for(self.item_id, number, window.index): window for window in self.windows}
+
+    def next_custom_ids(self) -> dict[str, Window]:
+        """The custom_ids a claim of this item will send: claimed items already carry theirs."""
+        return self.custom_ids(attempt=self.attempts if self.state is ItemState.CLAIMED else self.attempts + 1)
+
+    # --- construction -------------------------------------------------------------------------------------
+
+    @classmethod
+    def registered(
+        cls,
+        upload: UploadedObject,
+        *,
+        profile_name: str,
+        analysis_mode: AnalysisMode,
+        upload_method: str | None,
+        now: datetime,
+    ) -> ItemRecord:
+        """A new upload about to get its TwelveLabs asset."""
+        return cls(
+            **upload.identity(),
+            profile_name=profile_name,
+            analysis_mode=analysis_mode,
+            state=ItemState.REGISTERED,
+            created_at=now,
+            updated_at=now,
+            upload_method=upload_method,
+        )
+
+    @classmethod
+    def rejected(cls, upload: UploadedObject, failure: FailureReason, *, now: datetime) -> ItemRecord:
+        """An upload that cannot be analysed, born ``failed`` so its reason can be looked up like any other."""
+        return cls(
+            **upload.identity(),
+            state=ItemState.FAILED,
+            created_at=now,
+            updated_at=now,
+            failure=failure,
+            finished_at=now,
+        )
+
+    # --- transitions (one per arrow of the lifecycle) --------------------------------------------------------
+
+    def _move(self, target: ItemState, now: datetime, **fields: Any) -> ItemRecord:
+        check_transition(self.state, target)
+        if isinstance(fields.get("note"), str):
+            fields["note"] = fields["note"][:NOTE_LIMIT]
+        return self.model_copy(update={"state": target, "updated_at": now, **fields})
+
+    def asset_created(self, asset_id: str, *, now: datetime) -> ItemRecord:
+        """registered -> asset_processing: TwelveLabs has the video and is processing it."""
+        return self._move(ItemState.ASSET_PROCESSING, now, asset_id=asset_id, asset_created_at=now)
+
+    def asset_ready(self, duration_seconds: float, windows: Sequence[Window], *, now: datetime) -> ItemRecord:
+        """asset_processing -> queued: the asset is ready and the analysis windows are planned."""
+        return self._move(
+            ItemState.QUEUED,
+            now,
+            duration_seconds=duration_seconds,
+            windows=tuple(windows),
+            queued_at=now,
+            eligible_at=now,
+        )
+
+    def claim(self, claim_id: str, *, now: datetime) -> ItemRecord:
+        """queued -> claimed by a flush: one more attempt, which the custom_ids of this submission carry."""
+        return self._move(ItemState.CLAIMED, now, claim_id=claim_id, claimed_at=now, attempts=self.attempts + 1)
+
+    def submit(
+        self, batch_id: str, task_ids: Mapping[str, str], *, now: datetime, note: str | None = None
+    ) -> ItemRecord:
+        """claimed -> submitted in ``batch_id``, with the task ids of its own custom_ids."""
+        fields: dict[str, Any] = {
+            "batch_id": batch_id,
+            "task_ids": {cid: task_ids[cid] for cid in self.custom_ids() if cid in task_ids},
+            "submitted_at": now,
+        }
+        if note is not None:
+            fields["note"] = note
+        return self._move(ItemState.SUBMITTED, now, **fields)
+
+    def release(self, note: str, *, now: datetime, eligible_at: datetime | None = None) -> ItemRecord:
+        """claimed -> queued, no batch was made: back in its old place (or at ``eligible_at``). The attempt number
+        stays spent (a custom_id is never reused) but does not count towards max_attempts."""
+        return self._move(
+            ItemState.QUEUED,
+            now,
+            released_attempts=self.released_attempts + 1,
+            claim_id=None,
+            claimed_at=None,
+            note=note,
+            eligible_at=eligible_at or self.eligible_at,
+        )
+
+    def requeue(self, note: str, *, now: datetime, eligible_at: datetime) -> ItemRecord:
+        """submitted -> queued for another attempt (the batch canceled, expired or failed the item retryably)."""
+        return self._move(
+            ItemState.QUEUED,
+            now,
+            eligible_at=eligible_at,
+            batch_id=None,
+            task_ids={},
+            claim_id=None,
+            claimed_at=None,
+            submitted_at=None,
+            note=note,
+        )
+
+    def finish(self, result_key: str, *, now: datetime) -> ItemRecord:
+        """submitted -> done: every window is ready and the result file is in S3."""
+        return self._move(ItemState.DONE, now, result_key=result_key, finished_at=now)
+
+    def fail(self, failure: FailureReason, *, now: datetime) -> ItemRecord:
+        """Any live state -> failed, with the reason (the batch and task ids stay for the person looking)."""
+        return self._move(ItemState.FAILED, now, failure=failure, finished_at=now)
+
+    @property
+    def counted_attempts(self) -> int:
+        """Submissions that reached TwelveLabs: what max_attempts limits."""
+        return max(self.attempts - self.released_attempts, 0)
+
+    def content_seconds(self, *, windows_only: bool) -> float:
+        if windows_only:
+            return sum(window.duration_seconds for window in self.windows)
+        return self.duration_seconds or 0.0
+
+
+class BatchState(StrEnum):
+    OPEN = "open"  # the API batch may still produce results for our items
+    CLOSED = "closed"  # every item accounted for
+
+
+class BatchRecord(BaseModel):
+    """A TwelveLabs batch this pipeline created (DynamoDB ``BATCH#{batch_id}``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_id: str
+    state: BatchState = BatchState.OPEN
+    api_status: str
+    analysis_mode: AnalysisMode
+    claim_id: str
+    created_at: datetime
+    expires_at: datetime
+    item_ids: tuple[str, ...]
+    task_ids: dict[str, str]  # custom_id -> task_id
+    content_seconds: float = Field(ge=0)
+    version: int = Field(default=0, ge=0)
+    closed_at: datetime | None = None
+    succeeded_items: int = 0
+    failed_items: int = 0
+    requeued_items: int = 0
+
+    def closed(self, *, now: datetime) -> BatchRecord:
+        """open -> closed: the API batch is terminal and none of its items is still submitted to it."""
+        return self.model_copy(update={"state": BatchState.CLOSED, "closed_at": now})
+
+    def reopened(self) -> BatchRecord:
+        """closed -> open: an item turned out to be still submitted to it (a race), so the checker must look again."""
+        return self.model_copy(update={"state": BatchState.OPEN, "closed_at": None})
+
+    def progressed(self, api_status: str, *, succeeded: int, failed: int, requeued: int) -> BatchRecord:
+        """The API status seen and this check's settled items added to the counters."""
+        return self.model_copy(
+            update={
+                "api_status": api_status,
+                "succeeded_items": self.succeeded_items + succeeded,
+                "failed_items": self.failed_items + failed,
+                "requeued_items": self.requeued_items + requeued,
+            }
+        )
+
+
+class ClaimState(StrEnum):
+    # Items claimed, the batch-create outcome not known yet; with batch_id set: the batch exists and its
+    # recording (items submitted, batch record, expiry check) is under way. Pending claims are the saga's log.
+    PENDING = "pending"
+    CREATED = "created"  # the batch exists and everything about it is recorded (batch_id set)
+    RELEASED = "released"  # no batch: items went back to queued
+
+
+class ClaimRecord(BaseModel):
+    """A flush's intent to submit these items in one batch (DynamoDB ``CLAIM#{claim_id}``).
+
+    Written before any item is claimed, so a crash or an unknown create outcome leaves a complete description for
+    the reconciler: which items, with which custom_ids (to find the batch on the API), to adopt or release.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    claim_id: str
+    state: ClaimState = ClaimState.PENDING
+    owner: str
+    analysis_mode: AnalysisMode
+    created_at: datetime
+    item_ids: tuple[str, ...]
+    custom_ids: dict[str, str]  # custom_id -> item_id
+    content_seconds: float = Field(ge=0)
+    batch_id: str | None = None
+    note: str | None = None  # why it was released or left pending
+    version: int = Field(default=0, ge=0)
+    # The owner sends the create only before this moment (its lease end): after it, plus a settle margin, the
+    # reconciler may conclude from the API's batch list that no batch was created. None: created_at + lease.
+    create_deadline_at: datetime | None = None
+    # How the flusher planned the batch, so whoever finishes the saga can publish the same Batch Submitted.
+    trigger: str | None = None
+    fill_ratio: float | None = Field(default=None, ge=0, le=1)
+
+    def noting_batch(self, batch_id: str) -> ClaimRecord:
+        """Saga step 4: still pending, but the batch exists and its recording is under way."""
+        return self.model_copy(update={"batch_id": batch_id, "note": f"batch {batch_id} created; recording"})
+
+    def recorded(self) -> ClaimRecord:
+        """pending -> created: everything about its batch is recorded."""
+        return self.model_copy(update={"state": ClaimState.CREATED, "note": f"batch {self.batch_id} recorded"})
+
+    def released(self, note: str) -> ClaimRecord:
+        """pending -> released: no batch holds its items, which went back to the queue."""
+        return self.model_copy(update={"state": ClaimState.RELEASED, "note": note[:NOTE_LIMIT]})
+
+    def noted(self, note: str) -> ClaimRecord:
+        """Still pending, with why (e.g. the create's outcome is unknown)."""
+        return self.model_copy(update={"note": note[:NOTE_LIMIT]})

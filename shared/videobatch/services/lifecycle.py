@@ -1,0 +1,110 @@
+"""The one writer of items: every item write of every service goes through ``ItemWriter``.
+
+A service decides *what* happens to an item (a transition method of ``ItemRecord`` builds the new record, which
+checks the move); the writer makes it durable and tells the world, the same way everywhere:
+
+- each save is conditional on the version read (the store raises StaleStateError on a lost race); a lost race is
+  counted and logged, never an error: someone else moved the item first and their write stands;
+- a failure publishes ``Item Failed`` and counts ``ItemsFailed`` plus ``ItemsFailedUser`` or
+  ``ItemsFailedPipeline`` (``FailureReason.kind``: only the pipeline's own failures page someone);
+- a success publishes ``Item Succeeded`` and counts ``ItemsSucceeded``; a requeue counts ``ItemsRequeued``.
+
+The item is saved before its event is published: a crash in between loses the event, never the state (the record is
+the source of truth, and a redelivered trigger finds it already moved).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
+
+from videobatch.domain.events import FailureStage, item_failed_event, item_succeeded_event
+from videobatch.domain.items import FailureReason, ItemState
+from videobatch.errors import StaleStateError
+
+if TYPE_CHECKING:
+    from videobatch.clock import Clock
+    from videobatch.domain.records import ItemRecord
+    from videobatch.domain.windows import MergedResult
+    from videobatch.services.ports import EventPublisher, ItemStore, MetricsSink
+
+logger = logging.getLogger(__name__)
+
+# Where in the pipeline an item failed, by the state it failed from (what the Item Failed event calls its stage).
+_STAGE_BY_STATE: Final[dict[ItemState, FailureStage]] = {
+    ItemState.REGISTERED: "ingest",
+    ItemState.ASSET_PROCESSING: "asset",
+    ItemState.QUEUED: "packing",
+    ItemState.CLAIMED: "submission",
+    ItemState.SUBMITTED: "analysis",
+}
+
+
+class ItemWriter:
+    def __init__(self, *, items: ItemStore, events: EventPublisher, metrics: MetricsSink, clock: Clock) -> None:
+        self._items = items
+        self._events = events
+        self._metrics = metrics
+        self._clock = clock
+        self.lost_races = 0
+
+    def create(self, item: ItemRecord) -> tuple[ItemRecord, bool]:
+        """Store a new item; when it exists already (a duplicate event), that one and False."""
+        return self._items.create(item)
+
+    def reject(self, item: ItemRecord) -> tuple[ItemRecord, bool]:
+        """Store an upload born ``failed``; Item Failed is published only by the call that created it."""
+        stored, created = self._items.create(item)
+        if created and stored.failure is not None:
+            self._failed(stored, stored.failure, "ingest")
+        return stored, created
+
+    def save(self, new: ItemRecord, expected: ItemRecord) -> ItemRecord | None:
+        """``expected`` replaced by ``new`` (a transition of it); None when someone else moved it first."""
+        try:
+            return self._items.save(new, expected)
+        except StaleStateError:
+            self.lost_races += 1
+            logger.info(
+                "item changed meanwhile; left alone",
+                extra={"item_id": expected.item_id, "state": expected.state.value, "wanted": new.state.value},
+            )
+            return None
+
+    def fail(self, item: ItemRecord, failure: FailureReason, *, stage: FailureStage | None = None) -> ItemRecord | None:
+        stored = self.save(item.fail(failure, now=self._clock.now()), item)
+        if stored is not None:
+            self._failed(stored, failure, stage or _STAGE_BY_STATE[item.state])
+        return stored
+
+    def requeue(self, item: ItemRecord, note: str, *, eligible_at: datetime) -> ItemRecord | None:
+        """A submitted item back to the queue for another attempt."""
+        stored = self.save(item.requeue(note, now=self._clock.now(), eligible_at=eligible_at), item)
+        if stored is not None:
+            self._metrics.add_metric(name="ItemsRequeued", unit="Count", value=1)
+            logger.info("item requeued", extra={"item_id": item.item_id, "note": stored.note})
+        return stored
+
+    def release(self, item: ItemRecord, note: str, *, eligible_at: datetime | None = None) -> ItemRecord | None:
+        """A claimed item back to the queue: no batch was made for it."""
+        return self.save(item.release(note, now=self._clock.now(), eligible_at=eligible_at), item)
+
+    def finish(self, item: ItemRecord, result_key: str, merged: MergedResult) -> ItemRecord | None:
+        now = self._clock.now()
+        stored = self.save(item.finish(result_key, now=now), item)
+        if stored is not None:
+            self._metrics.add_metric(name="ItemsSucceeded", unit="Count", value=1)
+            uri = f"s3://{item.bucket}/{result_key}"
+            logger.info("item done", extra={"item_id": item.item_id, "batch_id": item.batch_id})
+            self._events.publish([item_succeeded_event(stored, merged, uri, now=now)])
+        return stored
+
+    def _failed(self, item: ItemRecord, failure: FailureReason, stage: FailureStage) -> None:
+        self._metrics.add_metric(name="ItemsFailed", unit="Count", value=1)
+        kind_metric = "ItemsFailedUser" if failure.kind == "user" else "ItemsFailedPipeline"
+        self._metrics.add_metric(name=kind_metric, unit="Count", value=1)
+        logger.info(
+            "item failed", extra={"item_id": item.item_id, "code": failure.code, "stage": stage, "kind": failure.kind}
+        )
+        self._events.publish([item_failed_event(item, failure, stage, now=self._clock.now())])
