@@ -7,14 +7,23 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from videobatch.errors import RejectedUploadError, StaleStateError
+from videobatch.errors import InvalidInputError, RejectedUploadError, StaleStateError
 from videobatch.services.ports import ObjectInfo, ObjectRef
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _MISSING_CODES: Final = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NotFound"})
+# S3 refuses longer keys (KeyTooLongError); moto does not, so the rule is checked here before any call.
+MAX_S3_KEY_BYTES: Final = 1024
 _PRECONDITION_CODES: Final = frozenset({"412", "PreconditionFailed", "409", "ConditionalRequestConflict"})
+
+
+def check_s3_key(key: str) -> None:
+    """S3's rule for object keys: at most 1,024 bytes of UTF-8 (InvalidInputError otherwise)."""
+    size = len(key.encode("utf-8"))
+    if size > MAX_S3_KEY_BYTES:
+        raise InvalidInputError(f"S3 object key of {size} bytes exceeds the {MAX_S3_KEY_BYTES}-byte limit")
 
 
 def _error_code(error: ClientError) -> str:
@@ -77,9 +86,12 @@ class S3ObjectStore:
         Different bytes under the key raise StaleStateError: two different results for one video is a bug to surface,
         not to overwrite. If-None-Match makes the check and the write one atomic step.
         """
+        check_s3_key(key)
         try:
             self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
         except ClientError as error:
+            if _error_code(error) == "KeyTooLongError":
+                raise InvalidInputError(f"S3 refused the key of {len(key.encode())} bytes as too long") from error
             if _error_code(error) not in _PRECONDITION_CODES:
                 raise
             existing = self._client.get_object(Bucket=bucket, Key=key)["Body"].read()

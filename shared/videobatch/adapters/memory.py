@@ -1,0 +1,370 @@
+"""In-memory twins of every AWS adapter, for service tests and the fast simulation.
+
+They keep the rules the real adapters keep, because ``tests/contract`` runs one suite against both and fails on any
+difference: conditional saves on the version read (plus the state, claim and batch pinned by the item store), the
+lifecycle check on every item save, work queues ordered by their fixed-width sort keys with ``until`` bounds and
+pagination, the sparse indexes (terminal items and closed records leave them), TTL fields, leases that expire,
+write-once objects with versions, S3's 1,024-byte key limit, and one-time schedules that conflict on a second
+create. Reads return copies (records are frozen models), so no caller can change stored state behind a save.
+
+What they do not model: eventual consistency of the indexes (every read is current, which only ever makes races
+rarer, never different in kind) and capacity or throttling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Final
+from urllib.parse import quote, urlencode
+
+from videobatch.adapters.s3 import check_s3_key
+from videobatch.domain.items import check_transition
+from videobatch.domain.records import (
+    BatchRecord,
+    BatchState,
+    ClaimRecord,
+    ClaimState,
+    ItemRecord,
+    sort_stamp,
+)
+from videobatch.errors import RejectedUploadError, StaleStateError
+from videobatch.services.ports import LeaseInfo, ObjectInfo, ObjectRef
+
+if TYPE_CHECKING:
+    from videobatch.domain.events import OutgoingEvent
+
+RETENTION_SECONDS: Final = 90 * 24 * 3600
+
+
+def ttl_epoch(moment: datetime) -> int:
+    return int((moment + timedelta(seconds=RETENTION_SECONDS)).timestamp())
+
+
+class MemoryItemStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, ItemRecord] = {}
+
+    def create(self, item: ItemRecord) -> tuple[ItemRecord, bool]:
+        with self._lock:
+            existing = self._items.get(item.item_id)
+            if existing is not None:
+                return existing, False
+            stored = item.model_copy(update={"version": 1})
+            self._items[item.item_id] = stored
+            return stored, True
+
+    def get(self, item_id: str) -> ItemRecord | None:
+        with self._lock:
+            return self._items.get(item_id)
+
+    def get_many(self, item_ids: Sequence[str]) -> dict[str, ItemRecord]:
+        with self._lock:
+            return {item_id: self._items[item_id] for item_id in dict.fromkeys(item_ids) if item_id in self._items}
+
+    def save(self, new: ItemRecord, expected: ItemRecord) -> ItemRecord:
+        check_transition(expected.state, new.state)
+        with self._lock:
+            current = self._items.get(expected.item_id)
+            if (
+                current is None
+                or current.version != expected.version
+                or current.state is not expected.state
+                or (expected.claim_id is not None and current.claim_id != expected.claim_id)
+                or (expected.batch_id is not None and current.batch_id != expected.batch_id)
+            ):
+                raise StaleStateError(
+                    f"item {expected.item_id} changed since version {expected.version} ({expected.state.value})"
+                )
+            stored = new.model_copy(update={"version": expected.version + 1})
+            self._items[expected.item_id] = stored
+            return stored
+
+    def iter_queue(self, queue: str, *, until: datetime | None = None, page_size: int = 100) -> Iterator[ItemRecord]:
+        bound = None if until is None else f"{sort_stamp(until)}#~"
+        with self._lock:
+            keyed = [(key[1], item) for item in self._items.values() if (key := item.queue_key()) and key[0] == queue]
+        for sort_key, item in sorted(keyed, key=lambda pair: pair[0]):
+            if bound is None or sort_key <= bound:
+                yield item
+
+    def iter_batch_items(self, batch_id: str, *, page_size: int = 100) -> Iterator[ItemRecord]:
+        with self._lock:
+            members = sorted((i for i in self._items.values() if i.batch_id == batch_id), key=lambda i: i.item_id)
+        yield from members
+
+    def ttl_of(self, item_id: str) -> int | None:
+        """The TTL the table would carry (terminal items only), for the contract suite."""
+        item = self.get(item_id)
+        if item is None or not item.terminal:
+            return None
+        return ttl_epoch(item.finished_at or item.updated_at)
+
+    def all(self) -> list[ItemRecord]:
+        with self._lock:
+            return list(self._items.values())
+
+
+class MemoryBatchStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._batches: dict[str, BatchRecord] = {}
+
+    def create(self, batch: BatchRecord) -> BatchRecord:
+        with self._lock:
+            existing = self._batches.get(batch.batch_id)
+            if existing is None:
+                stored = batch.model_copy(update={"version": 1})
+                self._batches[batch.batch_id] = stored
+                return stored
+        if existing.claim_id != batch.claim_id:
+            raise StaleStateError(f"batch {batch.batch_id} is recorded already for another claim")
+        return existing
+
+    def get(self, batch_id: str) -> BatchRecord | None:
+        with self._lock:
+            return self._batches.get(batch_id)
+
+    def save(self, new: BatchRecord, expected: BatchRecord) -> BatchRecord:
+        with self._lock:
+            current = self._batches.get(expected.batch_id)
+            if current is None or current.version != expected.version or current.state is not expected.state:
+                raise StaleStateError(f"batch {expected.batch_id} changed since version {expected.version}")
+            stored = new.model_copy(update={"version": expected.version + 1})
+            self._batches[expected.batch_id] = stored
+            return stored
+
+    def iter_open(self, *, page_size: int = 100) -> Iterator[BatchRecord]:
+        with self._lock:
+            open_ = [b for b in self._batches.values() if b.state is BatchState.OPEN]
+        yield from sorted(open_, key=lambda b: f"{sort_stamp(b.created_at)}#{b.batch_id}")
+
+
+class MemoryClaimStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._claims: dict[str, ClaimRecord] = {}
+
+    def create(self, claim: ClaimRecord) -> ClaimRecord:
+        with self._lock:
+            if claim.claim_id in self._claims:
+                raise StaleStateError(f"claim {claim.claim_id} exists already")
+            stored = claim.model_copy(update={"version": 1})
+            self._claims[claim.claim_id] = stored
+            return stored
+
+    def get(self, claim_id: str) -> ClaimRecord | None:
+        with self._lock:
+            return self._claims.get(claim_id)
+
+    def save(self, new: ClaimRecord, expected: ClaimRecord) -> ClaimRecord:
+        with self._lock:
+            current = self._claims.get(expected.claim_id)
+            if current is None or current.version != expected.version or current.state is not expected.state:
+                raise StaleStateError(f"claim {expected.claim_id} changed since version {expected.version}")
+            stored = new.model_copy(update={"version": expected.version + 1})
+            self._claims[expected.claim_id] = stored
+            return stored
+
+    def iter_pending(self, *, page_size: int = 100) -> Iterator[ClaimRecord]:
+        with self._lock:
+            pending = [c for c in self._claims.values() if c.state is ClaimState.PENDING]
+        yield from sorted(pending, key=lambda c: f"{sort_stamp(c.created_at)}#{c.claim_id}")
+
+
+class MemoryLeaseStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._leases: dict[str, LeaseInfo] = {}
+
+    def acquire(self, name: str, owner: str, *, now: datetime, duration_seconds: float) -> bool:
+        expires_at = now + timedelta(seconds=duration_seconds)
+        with self._lock:
+            held = self._leases.get(name)
+            # Millisecond precision, as the table stores it.
+            if held is not None and held.owner != owner and _epoch_ms(held.expires_at) > _epoch_ms(now):
+                return False
+            self._leases[name] = LeaseInfo(name=name, owner=owner, expires_at=_ms(expires_at))
+            return True
+
+    def release(self, name: str, owner: str) -> bool:
+        with self._lock:
+            held = self._leases.get(name)
+            if held is None or held.owner != owner:
+                return False
+            del self._leases[name]
+            return True
+
+    def inspect(self, name: str) -> LeaseInfo | None:
+        with self._lock:
+            return self._leases.get(name)
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _ms(moment: datetime) -> datetime:
+    return datetime.fromtimestamp(_epoch_ms(moment) / 1000, tz=UTC)
+
+
+@dataclass
+class StoredObject:
+    body: bytes
+    content_type: str | None
+    version_id: str | None
+    etag: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.etag = hashlib.md5(self.body, usedforsecurity=False).hexdigest()
+
+
+class MemoryObjectStore:
+    """Buckets of (optionally) versioned objects; ``put`` stands for an uploader (it is not part of the port)."""
+
+    PRESIGNED_HOST: Final = "memory-s3.invalid"
+
+    def __init__(self, *, versioned: bool = True) -> None:
+        self._lock = threading.Lock()
+        self._versioned = versioned
+        self._objects: dict[tuple[str, str], list[StoredObject]] = {}
+        self._counter = 0
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str | None = None) -> StoredObject:
+        check_s3_key(key)
+        with self._lock:
+            self._counter += 1
+            version = f"v{self._counter:08d}" if self._versioned else None
+            stored = StoredObject(body=body, content_type=content_type, version_id=version)
+            history = self._objects.setdefault((bucket, key), [])
+            if self._versioned:
+                history.append(stored)
+            else:
+                history[:] = [stored]
+            return stored
+
+    def delete(self, bucket: str, key: str) -> None:
+        with self._lock:
+            self._objects.pop((bucket, key), None)
+
+    def _find(self, ref: ObjectRef) -> StoredObject | None:
+        with self._lock:
+            history = self._objects.get((ref.bucket, ref.key), [])
+            if not history:
+                return None
+            if ref.version_id in (None, "", "null"):
+                return history[-1]
+            return next((o for o in history if o.version_id == ref.version_id), None)
+
+    def object(self, ref: ObjectRef) -> StoredObject | None:
+        """The stored object (tests and the in-process emulator's URL fetch)."""
+        return self._find(ref)
+
+    def head(self, ref: ObjectRef) -> ObjectInfo:
+        found = self._find(ref)
+        if found is None:
+            raise RejectedUploadError(
+                "object_missing", f"s3://{ref.bucket}/{ref.key} was deleted before it could be analysed"
+            )
+        return ObjectInfo(size_bytes=len(found.body), content_type=found.content_type, etag=found.etag)
+
+    def read_range(self, ref: ObjectRef, start_byte: int, length_bytes: int) -> bytes:
+        if length_bytes <= 0:
+            return b""
+        found = self._require(ref)
+        return found.body[start_byte : start_byte + length_bytes]
+
+    def iter_chunks(self, ref: ObjectRef, chunk_size_bytes: int) -> Iterator[bytes]:
+        body = self._require(ref).body
+        for start in range(0, len(body), chunk_size_bytes):
+            yield body[start : start + chunk_size_bytes]
+
+    def presigned_get_url(self, ref: ObjectRef, expires_seconds: int) -> str:
+        query = {"X-Amz-Expires": str(expires_seconds)}
+        if ref.version_id:
+            query["versionId"] = ref.version_id
+        return f"https://{self.PRESIGNED_HOST}/{quote(ref.bucket)}/{quote(ref.key)}?{urlencode(query)}"
+
+    def write_once(self, bucket: str, key: str, body: bytes, content_type: str) -> bool:
+        check_s3_key(key)
+        with self._lock:
+            history = self._objects.get((bucket, key))
+            if history:
+                if history[-1].body != body:
+                    raise StaleStateError(f"s3://{bucket}/{key} holds a different result already")
+                return False
+            self._counter += 1
+            version = f"v{self._counter:08d}" if self._versioned else None
+            self._objects[(bucket, key)] = [StoredObject(body=body, content_type=content_type, version_id=version)]
+            return True
+
+    def _require(self, ref: ObjectRef) -> StoredObject:
+        found = self._find(ref)
+        if found is None:
+            raise RejectedUploadError("object_missing", f"s3://{ref.bucket}/{ref.key} no longer exists")
+        return found
+
+
+class MemoryEventBus:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.published: list[OutgoingEvent] = []
+
+    def publish(self, events: Sequence[OutgoingEvent]) -> None:
+        with self._lock:
+            self.published.extend(events)
+
+    def drain(self) -> list[OutgoingEvent]:
+        with self._lock:
+            drained, self.published = self.published, []
+            return drained
+
+
+@dataclass(frozen=True)
+class OneTimeCheck:
+    batch_id: str
+    at: datetime
+
+
+class MemoryScheduler:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.schedules: dict[str, OneTimeCheck] = {}
+
+    def schedule_batch_check(self, batch_id: str, at: datetime) -> bool:
+        with self._lock:
+            if batch_id in self.schedules:
+                return False
+            # Scheduler's at() has whole-second resolution.
+            self.schedules[batch_id] = OneTimeCheck(batch_id, at.astimezone(UTC).replace(microsecond=0))
+            return True
+
+    def cancel_batch_check(self, batch_id: str) -> bool:
+        with self._lock:
+            return self.schedules.pop(batch_id, None) is not None
+
+    def due(self, now: datetime) -> list[OneTimeCheck]:
+        """Checks whose time has come, removed as Scheduler deletes a completed one-time schedule."""
+        with self._lock:
+            ready = [check for check in self.schedules.values() if check.at <= now]
+            for check in ready:
+                del self.schedules[check.batch_id]
+            return sorted(ready, key=lambda check: check.at)
+
+
+class MemoryMetrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.values: dict[str, list[float]] = {}
+
+    def add_metric(self, name: str, unit: str, value: float) -> None:
+        with self._lock:
+            self.values.setdefault(name, []).append(value)
+
+    def total(self, name: str) -> float:
+        with self._lock:
+            return sum(self.values.get(name, []))
