@@ -279,6 +279,7 @@ def run(count: int, clock: ManualClock, emulator: EmulatorProcess, workdir: Path
     settings = Settings(
         table_name=TABLE,
         event_bus_name=BUS,
+        video_bucket="uploads",
         twelvelabs_api_key_secret="unused",
         twelvelabs_base_url=f"{emulator.base_url}/v1.3",
         batch_checker_arn=f"arn:aws:lambda:{REGION}:123456789012:function:batch-checker",

@@ -18,6 +18,8 @@ class Settings(BaseModel):
 
     table_name: str = Field(min_length=1)
     event_bus_name: str = Field(min_length=1)
+    # The one bucket this stack ingests (and writes results into): events naming any other are refused.
+    video_bucket: str = Field(min_length=1)
     results_prefix: str = "results/"
     twelvelabs_base_url: str = "https://api.twelvelabs.io/v1.3"
     # Name or ARN of the Secrets Manager secret holding the API key; the key itself never sits in the environment.

@@ -18,6 +18,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "TABLE_NAME": "t",
         "EVENT_BUS_NAME": "b",
+        "VIDEO_BUCKET": "v",
         "TWELVELABS_API_KEY_SECRET": "tl-key",
     }
     for name, value in values.items():
@@ -44,7 +45,7 @@ def test_missing_settings_fail_at_build(env: None, monkeypatch: pytest.MonkeyPat
 
 
 def test_use_runtime_overrides_and_restores(env: None) -> None:
-    settings = Settings(table_name="t", event_bus_name="b", twelvelabs_api_key_secret="unused")
+    settings = Settings(table_name="t", event_bus_name="b", video_bucket="v", twelvelabs_api_key_secret="unused")
     clock = ManualClock()
     injected = runtime.build_runtime(settings, clock=clock, api_key="k")
     with runtime.use_runtime(injected):

@@ -41,7 +41,7 @@ class Run:
 
     def flags(self) -> list[str]:
         settings = self.pipeline.settings
-        return ["--table", settings.table_name, "--bus", settings.event_bus_name]
+        return ["--table", settings.table_name, "--bus", settings.event_bus_name, "--bucket", settings.video_bucket]
 
     def secret_flags(self) -> list[str]:
         # Always the emulator: the default base URL is the real API, which tests must never reach.
@@ -83,7 +83,7 @@ def run() -> Iterator[Run]:
             pipeline.clock.advance(60)
             pipeline.wiring.step()  # assets ready -> queued -> submitted in two batches (one per mode)
         settings = pipeline.settings
-        flags = ["--table", settings.table_name, "--bus", settings.event_bus_name]
+        flags = ["--table", settings.table_name, "--bus", settings.event_bus_name, "--bucket", settings.video_bucket]
         secret = ["--secret", settings.twelvelabs_api_key_secret, "--base-url", pipeline.emulator.api_url]
         mid = Run(
             pipeline,

@@ -3,7 +3,12 @@ import pytest
 from videobatch.config import Settings
 from videobatch.errors import ConfigurationError
 
-BASE = {"TABLE_NAME": "items", "EVENT_BUS_NAME": "bus", "TWELVELABS_API_KEY_SECRET": "tl-key"}
+BASE = {
+    "TABLE_NAME": "items",
+    "EVENT_BUS_NAME": "bus",
+    "VIDEO_BUCKET": "uploads",
+    "TWELVELABS_API_KEY_SECRET": "tl-key",
+}
 
 
 def test_reads_upper_case_environment() -> None:

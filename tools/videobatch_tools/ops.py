@@ -27,6 +27,7 @@ from typing import Any, Final, TextIO
 OUTPUT_VARIABLES: Final[Mapping[str, str]] = {
     "ItemsTableName": "TABLE_NAME",
     "EventBusName": "EVENT_BUS_NAME",
+    "VideoBucketName": "VIDEO_BUCKET",
     "ApiKeySecretArn": "TWELVELABS_API_KEY_SECRET",
     "ExpiryScheduleGroupName": "SCHEDULER_GROUP_NAME",
 }
@@ -37,6 +38,7 @@ PARAMETER_VARIABLES: Final[Mapping[str, str]] = {
 FLAG_VARIABLES: Final[Mapping[str, str]] = {
     "table": "TABLE_NAME",
     "bus": "EVENT_BUS_NAME",
+    "bucket": "VIDEO_BUCKET",
     "secret": "TWELVELABS_API_KEY_SECRET",
     "base_url": "TWELVELABS_BASE_URL",
 }
@@ -90,6 +92,7 @@ def _add_location_flags(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--region", help="AWS region (default: boto3's)")
     where.add_argument("--table", help="DynamoDB table name")
     where.add_argument("--bus", help="EventBridge bus name")
+    where.add_argument("--bucket", help="the video bucket (S3) the stack ingests")
     where.add_argument("--secret", help="Secrets Manager name or ARN of the TwelveLabs API key")
     where.add_argument("--base-url", help="TwelveLabs API base URL")
 
@@ -503,6 +506,7 @@ def _sweep(args: argparse.Namespace, out: TextIO) -> int:
     for name, flag in (
         ("TABLE_NAME", "--table"),
         ("EVENT_BUS_NAME", "--bus"),
+        ("VIDEO_BUCKET", "--bucket"),
         ("TWELVELABS_API_KEY_SECRET", "--secret"),
     ):
         location.require(name, flag)

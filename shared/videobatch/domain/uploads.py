@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Final, Self
+from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -99,6 +100,17 @@ class UploadPlan(BaseModel):
         return self
 
 
+def event_key_candidates(key_in_event: str) -> tuple[str, ...]:
+    """The object keys an S3 notification's key may stand for, most likely first.
+
+    S3 notifications URL-encode keys the way HTML forms do (``my video.mp4`` arrives as ``my+video.mp4``,
+    ``café`` as ``caf%C3%A9``, a literal ``+`` as ``%2B``), so the decoded key comes first; the key exactly as
+    delivered follows when it differs, for a producer that sends keys unencoded (a hand-made or replayed event).
+    """
+    decoded = unquote_plus(key_in_event)
+    return (decoded,) if decoded == key_in_event else (decoded, key_in_event)
+
+
 def inspect_upload(*, key: str, size_bytes: int, head_bytes: bytes, results_prefix: str) -> UploadPlan:
     """Classify an uploaded object from its key, size and first bytes (at least HEAD_BYTES_NEEDED when that big)."""
     if not results_prefix:
@@ -109,8 +121,14 @@ def inspect_upload(*, key: str, size_bytes: int, head_bytes: bytes, results_pref
             decision=UploadDecision.IGNORE, size_bytes=size_bytes, ignore_reason=IgnoreReason.RESULTS_PREFIX
         )
     if key.endswith("/"):
-        return UploadPlan(
-            decision=UploadDecision.IGNORE, size_bytes=size_bytes, ignore_reason=IgnoreReason.DIRECTORY_MARKER
+        if size_bytes == 0:  # what the S3 console writes for "Create folder"
+            return UploadPlan(
+                decision=UploadDecision.IGNORE, size_bytes=size_bytes, ignore_reason=IgnoreReason.DIRECTORY_MARKER
+            )
+        raise RejectedUploadError(
+            "not_a_video_extension",
+            f"{key} ends in '/' (a folder name) but holds {size_bytes} bytes; upload the video under a file name "
+            f"with one of {', '.join(sorted(VIDEO_EXTENSIONS))}",
         )
     if size_bytes <= 0:
         raise RejectedUploadError("empty_object", f"{key} is empty (0 bytes); upload the video again")
@@ -131,6 +149,8 @@ def _check_extension(key: str) -> None:
     extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if extension not in VIDEO_EXTENSIONS:
         shown = f".{extension}" if extension else "no extension"
+        if name.endswith("."):
+            shown = "a name ending in '.' (an empty extension)"
         raise RejectedUploadError(
             "not_a_video_extension",
             f"{key} has {shown}; expected one of {', '.join(sorted(VIDEO_EXTENSIONS))}",
@@ -144,8 +164,8 @@ def _upload_method(key: str, size_bytes: int) -> UploadMethod:
         return UploadMethod.MULTIPART
     raise RejectedUploadError(
         "too_large",
-        f"{key} is {size_bytes / 1024**3:.2f} GiB; TwelveLabs accepts at most "
-        f"{limits.MAX_MULTIPART_UPLOAD_BYTES // 1024**3} GiB: split or re-encode it",
+        f"{key} is {size_bytes / 1e9:.2f} GB; TwelveLabs accepts at most "
+        f"{limits.MAX_MULTIPART_UPLOAD_BYTES / 1e9:g} GB: split or re-encode it",
     )
 
 

@@ -21,11 +21,19 @@ from videobatch.config import Settings
 from videobatch.domain.items import FailureReason, ItemState, item_id_for
 from videobatch.domain.profiles import Profile, ProfileSet
 from videobatch.domain.records import ItemRecord, UploadedObject
-from videobatch.domain.uploads import HEAD_BYTES_NEEDED, UploadDecision, UploadMethod, UploadPlan, inspect_upload
+from videobatch.domain.uploads import (
+    HEAD_BYTES_NEEDED,
+    UploadDecision,
+    UploadMethod,
+    UploadPlan,
+    event_key_candidates,
+    inspect_upload,
+)
 from videobatch.errors import BadRequestError, InvalidInputError, RejectedUploadError
 from videobatch.services.lifecycle import ItemWriter
 from videobatch.services.ports import (
     ItemStore,
+    ObjectInfo,
     ObjectRef,
     ObjectStore,
     TwelveLabsAssets,
@@ -114,26 +122,48 @@ class IngestService:
 
     def handle(self, event: ObjectCreatedEvent) -> IngestResult:
         detail = event.detail
-        ref = ObjectRef(bucket=detail.bucket.name, key=detail.object.key, version_id=detail.object.version_id)
-        item_id = item_id_for(ref.bucket, ref.key, ref.version_id)
-        existing = self._items.get(item_id)
-        if existing is not None:
-            return self._resume(existing)
+        bucket, version_id = detail.bucket.name, detail.object.version_id
+        if bucket != self._settings.video_bucket:
+            # Analysing it would write its result into a bucket this stack does not own; the message goes to the
+            # dead-letter queue (and its alarm) with this reason.
+            raise InvalidInputError(
+                f"the event names bucket {bucket!r}; this stack ingests only {self._settings.video_bucket!r}"
+            )
+        candidates = event_key_candidates(detail.object.key)
+        for key in candidates:
+            existing = self._items.get(item_id_for(bucket, key, version_id))
+            if existing is not None:
+                return self._resume(existing)
+        ref = ObjectRef(bucket=bucket, key=candidates[0], version_id=version_id)
         try:
-            plan = self._inspect(ref)
+            ref, info = self._locate(bucket, candidates, version_id)
+            plan = self._inspect(ref, info)
             if plan.decision is UploadDecision.IGNORE:
                 logger.info("ignored upload", extra={"key": ref.key, "reason": plan.ignore_reason})
+                item_id = item_id_for(bucket, ref.key, version_id)
                 return IngestResult(outcome=IngestOutcome.IGNORED, item_id=item_id, reason=str(plan.ignore_reason))
             profile = self._profiles.for_key(ref.key)
         except RejectedUploadError as rejected:
-            return self._reject(item_id, ref, rejected, event.detail.object)
+            return self._reject(item_id_for(bucket, ref.key, version_id), ref, rejected, detail.object)
+        item_id = item_id_for(bucket, ref.key, version_id)
         item, created = self._writer.create(self._new_item(item_id, ref, plan, profile, detail.object.etag))
         if not created:
             return self._resume(item)
         return self._create_asset(item)
 
-    def _inspect(self, ref: ObjectRef) -> UploadPlan:
-        info = self._objects.head(ref)
+    def _locate(self, bucket: str, keys: tuple[str, ...], version_id: str | None) -> tuple[ObjectRef, ObjectInfo]:
+        """The first candidate key that exists (the decoded one, else the key as delivered); object_missing if
+        none does."""
+        for index, key in enumerate(keys):
+            ref = ObjectRef(bucket=bucket, key=key, version_id=version_id)
+            try:
+                return ref, self._objects.head(ref)
+            except RejectedUploadError:
+                if index == len(keys) - 1:
+                    raise
+        raise AssertionError("event_key_candidates returns at least one key")
+
+    def _inspect(self, ref: ObjectRef, info: ObjectInfo) -> UploadPlan:
         head = self._objects.read_range(ref, 0, HEAD_BYTES_NEEDED) if info.size_bytes else b""
         return inspect_upload(
             key=ref.key, size_bytes=info.size_bytes, head_bytes=head, results_prefix=self._settings.results_prefix

@@ -8,6 +8,7 @@ from videobatch.domain.uploads import (
     UploadDecision,
     UploadMethod,
     UploadPlan,
+    event_key_candidates,
     inspect_upload,
     sniff_container,
 )
@@ -123,7 +124,9 @@ def test_ignored_objects_do_not_become_items(key: str, size: int, reason: Ignore
         ("README", 100, PDF, "not_a_video_extension", "no extension"),
         ("dir.mp4/file", 100, MP4, "not_a_video_extension", "no extension"),
         ("a.mp4.txt", 100, MP4, "not_a_video_extension", ".txt"),
-        ("a.mp4", limits.MAX_MULTIPART_UPLOAD_BYTES + 1, MP4, "too_large", "at most 10 GiB"),
+        ("a.mp4", limits.MAX_MULTIPART_UPLOAD_BYTES + 1, MP4, "too_large", "at most 10 GB"),
+        ("videos/clip/", 100, MP4, "not_a_video_extension", "ends in '/' (a folder name) but holds 100 bytes"),
+        ("videos/clip.", 100, MP4, "not_a_video_extension", "a name ending in '.'"),
         ("a.mp4", 100, PDF, "not_a_video_content", "first bytes"),
         ("a.mov", 100, HEIC, "not_a_video_content", "first bytes"),
         ("a.avi", 100, WAV, "not_a_video_content", "first bytes"),
@@ -156,3 +159,18 @@ def test_empty_results_prefix_is_a_configuration_error() -> None:
 def test_upload_plan_rejects_inconsistent_fields(fields: dict[str, object]) -> None:
     with pytest.raises(ValidationError, match="process plans need"):
         UploadPlan.model_validate({"size_bytes": 1, **fields})
+
+
+@pytest.mark.parametrize(
+    ("in_event", "candidates"),
+    [
+        ("videos/cat.mp4", ("videos/cat.mp4",)),
+        ("my+video.mp4", ("my video.mp4", "my+video.mp4")),
+        ("caf%C3%A9.mp4", ("café.mp4", "caf%C3%A9.mp4")),
+        ("a%2Bb.mp4", ("a+b.mp4", "a%2Bb.mp4")),
+        ("100%25.mp4", ("100%.mp4", "100%25.mp4")),
+        ("50%2525.mp4", ("50%25.mp4", "50%2525.mp4")),  # a literal "%25" in the key, encoded once more
+    ],
+)
+def test_event_keys_are_decoded_as_s3_encodes_them(in_event: str, candidates: tuple[str, ...]) -> None:
+    assert event_key_candidates(in_event) == candidates

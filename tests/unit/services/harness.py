@@ -221,6 +221,7 @@ def make_settings(emulator: EmulatorServer, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "table_name": TABLE,
         "event_bus_name": BUS,
+        "video_bucket": BUCKET,
         "twelvelabs_base_url": emulator.api_url,
         "twelvelabs_api_key_secret": "tl-key",
         "scheduler_role_arn": f"arn:aws:iam::{ACCOUNT}:role/scheduler",
