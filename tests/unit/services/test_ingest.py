@@ -141,3 +141,58 @@ def test_multipart_upload_streams_the_object_from_s3(stack: Stack, videos: dict[
     stack.clock.advance(10)
     asset = stack.twelvelabs.retrieve_asset(item.asset_id)
     assert (asset.status, asset.size) == ("ready", size)
+
+
+def _with_key_in_event(event: dict[str, Any], key_in_event: str) -> dict[str, Any]:
+    detail = {**event["detail"], "object": {**event["detail"]["object"], "key": key_in_event}}
+    return {**event, "detail": detail}
+
+
+@pytest.mark.parametrize(
+    ("key", "key_in_event"),
+    [
+        ("in/my video.mp4", "in/my+video.mp4"),
+        ("in/café.mp4", "in/caf%C3%A9.mp4"),
+        ("in/a+b.mp4", "in/a%2Bb.mp4"),
+        ("in/100%.mp4", "in/100%25.mp4"),
+        ("in/50%25.mp4", "in/50%2525.mp4"),
+    ],
+)
+def test_keys_arrive_url_encoded_as_s3_sends_them(
+    stack: Stack, videos: dict[str, Path], key: str, key_in_event: str
+) -> None:
+    event = _with_key_in_event(stack.put_video(key, videos["short"]), key_in_event)
+    result = stack.ingest_service().handle(parse_object_created(event))
+    assert result.outcome is IngestOutcome.ASSET_CREATED
+    item = stack.items.get(result.item_id)
+    assert item is not None
+    assert (item.item_id, item.key) == (item_id_for(BUCKET, key, None), key)
+
+
+def test_an_unencoded_key_that_exists_literally_is_used_as_delivered(stack: Stack, videos: dict[str, Path]) -> None:
+    """A hand-made or replayed event may carry the key unencoded: 'a+b.mp4' decodes to 'a b.mp4', which does not
+    exist, while 'a+b.mp4' does."""
+    event = stack.put_video("in/a+b.mp4", videos["short"])
+    result = stack.ingest_service().handle(parse_object_created(event))
+    assert result.outcome is IngestOutcome.ASSET_CREATED
+    assert stack.items.get(result.item_id).key == "in/a+b.mp4"  # type: ignore[union-attr]
+    again = stack.ingest_service().handle(parse_object_created(event))  # the duplicate finds the same item
+    assert (again.outcome, again.item_id) == (IngestOutcome.DUPLICATE, result.item_id)
+
+
+def test_a_key_missing_under_both_readings_fails_as_missing(stack: Stack, videos: dict[str, Path]) -> None:
+    event = _with_key_in_event(stack.put_video("in/x.mp4", videos["short"]), "in/gone+too.mp4")
+    result = stack.ingest_service().handle(parse_object_created(event))
+    assert (result.outcome, result.reason) == (IngestOutcome.REJECTED, "object_missing")
+    item = stack.items.get(result.item_id)
+    assert item is not None
+    assert item.key == "in/gone too.mp4"  # the decoded reading is the one reported
+
+
+def test_events_for_another_bucket_are_refused_and_leave_no_item(stack: Stack, videos: dict[str, Path]) -> None:
+    event = stack.put_video("in/cat.mp4", videos["short"])
+    foreign = {**event, "detail": {**event["detail"], "bucket": {"name": "someone-elses-bucket"}}}
+    with pytest.raises(InvalidInputError, match="this stack ingests only 'uploads'"):
+        stack.ingest_service().handle(parse_object_created(foreign))
+    assert stack.items.get(item_id_for("someone-elses-bucket", "in/cat.mp4", None)) is None
+    assert stack.twelvelabs.list_assets().data == []
