@@ -20,7 +20,8 @@ class Settings(BaseModel):
     event_bus_name: str = Field(min_length=1)
     # The one bucket this stack ingests (and writes results into): events naming any other are refused.
     video_bucket: str = Field(min_length=1)
-    results_prefix: str = "results/"
+    # Bounded so that every result address fits S3's 1,024-byte keys (domain/results.py).
+    results_prefix: str = Field(default="results/", min_length=1, max_length=512)
     twelvelabs_base_url: str = "https://api.twelvelabs.io/v1.3"
     # Name or ARN of the Secrets Manager secret holding the API key; the key itself never sits in the environment.
     twelvelabs_api_key_secret: str = Field(min_length=1)

@@ -1,4 +1,4 @@
-"""The project's one exception tree.
+"""The project's one exception tree, and the isolation rule that sorts its errors.
 
 Every boundary (HTTP to TwelveLabs, AWS calls, event parsing, profile loading) translates what it sees into
 these classes exactly once, so callers catch by meaning, never by transport detail.
@@ -28,6 +28,12 @@ these classes exactly once, so callers catch by meaning, never by transport deta
 from __future__ import annotations
 
 from typing import Any
+
+# Isolation (docs/reliability.md): an error belongs to the pipeline when nothing about one item or one batch could
+# avoid it (AWS or TwelveLabs down, throttled, refusing our key, a time budget spent): the run stops, is counted
+# and logged, and the next run retries. Every other error of this tree belongs to the item or batch being
+# handled: that one fails (or is skipped this run) with the reason, and the run goes on with the others. An
+# exception outside this tree (botocore's, a bug's) is the pipeline's too.
 
 
 class VideoBatchError(Exception):
@@ -178,3 +184,20 @@ class InvalidTransitionError(VideoBatchError):
         self.source = source
         self.target = target
         self.allowed = allowed
+
+
+PIPELINE_FAULTS: tuple[type[VideoBatchError], ...] = (
+    TransportError,
+    OutcomeUnknownError,
+    DeadlineExceededError,
+    AuthenticationError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    ConfigurationError,
+)
+
+
+def is_pipeline_fault(error: BaseException) -> bool:
+    """True when ``error`` stops the run (see the rule at the top); False when it belongs to one item or batch."""
+    return not isinstance(error, VideoBatchError) or isinstance(error, PIPELINE_FAULTS)

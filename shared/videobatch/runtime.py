@@ -95,6 +95,9 @@ class Runtime:
     metrics: MetricsSink
     budget: InvocationBudget = field(default_factory=InvocationBudget)
 
+    def __post_init__(self) -> None:
+        self.profiles.check_results_prefix(self.settings.results_prefix)
+
     def item_writer(self) -> ItemWriter:
         """A writer per service: its lost-race count is that service's."""
         return ItemWriter(items=self.items, events=self.events, metrics=self.metrics, clock=self.clock)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
+from videobatch.domain.results import MAX_S3_KEY_BYTES
 from videobatch.errors import InvalidInputError, RejectedUploadError, StaleStateError
 from videobatch.services.ports import ObjectInfo, ObjectRef
 
@@ -14,8 +15,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _MISSING_CODES: Final = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NotFound"})
-# S3 refuses longer keys (KeyTooLongError); moto does not, so the rule is checked here before any call.
-MAX_S3_KEY_BYTES: Final = 1024
+# S3 refuses longer keys (KeyTooLongError); moto does not, so the rule (MAX_S3_KEY_BYTES) is checked here first.
 _PRECONDITION_CODES: Final = frozenset({"412", "PreconditionFailed", "409", "ConditionalRequestConflict"})
 
 

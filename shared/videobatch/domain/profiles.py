@@ -20,8 +20,9 @@ from typing import Any, Final, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from videobatch.errors import ConfigurationError, RejectedUploadError, RequestValidationError
+from videobatch.twelvelabs import limits
 from videobatch.twelvelabs.limits import AnalysisMode
-from videobatch.twelvelabs.models import AnalysisOptions
+from videobatch.twelvelabs.models import AnalysisOptions, JsonSchemaFormat
 from videobatch.twelvelabs.validation import parse_options
 
 PROFILE_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -60,6 +61,15 @@ class ProfileSet(BaseModel):
                 "upload it under a configured prefix",
             )
         return max(matching, key=lambda profile: len(profile.key_prefix))
+
+    def check_results_prefix(self, results_prefix: str) -> None:
+        """A profile whose prefix lies under the results prefix could never apply (uploads there are not ingested)."""
+        for profile in self.profiles:
+            if profile.key_prefix and profile.key_prefix.startswith(results_prefix):
+                raise ConfigurationError(
+                    f"profile {profile.name!r}: key_prefix {profile.key_prefix!r} lies under the results prefix "
+                    f"{results_prefix!r}, where uploads are never analysed: move one of them"
+                )
 
     def by_name(self, name: str) -> Profile:
         """The profile an item recorded at ingest; a missing one means the configuration changed under it."""
@@ -127,6 +137,68 @@ def _load_profile(index: int, entry: Any) -> Profile:
         raise ConfigurationError(f"{label}: options: expected an object")
     try:
         options = parse_options(profile.analysis_mode, raw_options, field_prefix="options")
+        if isinstance(options.response_format, JsonSchemaFormat):
+            check_json_schema(options.response_format.json_schema, "options.response_format.json_schema")
     except RequestValidationError as exc:
         raise ConfigurationError(f"{label}: {exc.field}: {exc.rule}") from exc
     return profile.model_copy(update={"options": options})
+
+
+# The JSON Schema the API takes for structured output: these types and keywords (the ones it rejects,
+# REJECTED_JSON_SCHEMA_KEYWORDS, are refused by the request validation already). A typo such as "objekt" or
+# "propertise" would otherwise pass until every video of the profile fails at TwelveLabs.
+JSON_SCHEMA_TYPES: Final = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
+_ANNOTATIONS: Final = frozenset(
+    {"$schema", "$id", "$comment", "title", "description", "default", "examples", "format", "nullable"}
+)
+_NUMBERS: Final = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"})
+_SUBSCHEMA_LISTS: Final = frozenset({"anyOf", "oneOf", "allOf"})
+_SUBSCHEMA_MAPS: Final = frozenset({"properties", "$defs", "definitions"})
+JSON_SCHEMA_KEYWORDS: Final = (
+    _ANNOTATIONS
+    | _NUMBERS
+    | _SUBSCHEMA_LISTS
+    | _SUBSCHEMA_MAPS
+    | {"type", "required", "items", "enum", "const", "minItems", "pattern", "$ref"}
+    | limits.REJECTED_JSON_SCHEMA_KEYWORDS
+)
+
+
+def check_json_schema(schema: Any, path: str) -> None:
+    """RequestValidationError naming the first place ``schema`` breaks the metaschema subset above."""
+    if not isinstance(schema, Mapping):
+        raise RequestValidationError(path, "must be a JSON Schema object")
+    for keyword, value in schema.items():
+        where = f"{path}.{keyword}"
+        if keyword not in JSON_SCHEMA_KEYWORDS:
+            raise RequestValidationError(where, "is not a JSON Schema keyword the API supports")
+        _check_keyword(keyword, value, where)
+
+
+def _check_keyword(keyword: str, value: Any, where: str) -> None:
+    if keyword == "type":
+        types = value if isinstance(value, list) else [value]
+        if not types or any(not isinstance(t, str) or t not in JSON_SCHEMA_TYPES for t in types):
+            raise RequestValidationError(where, f"must be one of {', '.join(sorted(JSON_SCHEMA_TYPES))} (or a list)")
+    elif keyword in _SUBSCHEMA_MAPS:
+        if not isinstance(value, Mapping):
+            raise RequestValidationError(where, "must map names to schemas")
+        for name, subschema in value.items():
+            check_json_schema(subschema, f"{where}.{name}")
+    elif keyword in _SUBSCHEMA_LISTS:
+        if not isinstance(value, list) or not value:
+            raise RequestValidationError(where, "must be a non-empty list of schemas")
+        for index, subschema in enumerate(value):
+            check_json_schema(subschema, f"{where}.{index}")
+    elif keyword == "items":
+        check_json_schema(value, where)
+    elif keyword == "required" and (not isinstance(value, list) or not all(isinstance(n, str) for n in value)):
+        raise RequestValidationError(where, "must be a list of property names")
+    elif keyword == "enum" and (not isinstance(value, list) or not value):
+        raise RequestValidationError(where, "must be a non-empty list")
+    elif keyword in _NUMBERS and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise RequestValidationError(where, "must be a number")
+    elif keyword == "minItems" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise RequestValidationError(where, "must be a non-negative integer")
+    elif keyword in {"pattern", "$ref", "title", "description", "format"} and not isinstance(value, str):
+        raise RequestValidationError(where, "must be a string")

@@ -13,20 +13,27 @@ none of its items is still ``submitted`` to it, the batch record is closed and B
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
-from videobatch.clock import Clock, rfc3339
+from videobatch.clock import Clock
 from videobatch.config import Settings
-from videobatch.domain.items import ItemState, Window
+from videobatch.domain.items import FailureReason, ItemState
 from videobatch.domain.policy import Fail, Finish, Requeue, RequeuePolicy
 from videobatch.domain.profiles import ProfileSet
 from videobatch.domain.records import BatchRecord, BatchState, ItemRecord
-from videobatch.domain.windows import MergedResult, WindowResult, merge_window_results
-from videobatch.errors import ConfigurationError, NotFoundError
+from videobatch.domain.results import ResultKeyTooLongError, result_document, result_key
+from videobatch.domain.windows import WindowResult, merge_window_results
+from videobatch.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    StaleStateError,
+    VideoBatchError,
+    is_pipeline_fault,
+)
 from videobatch.services.lifecycle import ItemWriter
 from videobatch.services.ports import BatchStore, ItemStore, MetricsSink, ObjectStore, TwelveLabsBatches
 from videobatch.services.submissions import SubmissionRecorder
@@ -35,15 +42,7 @@ from videobatch.twelvelabs.models import Batch, BatchResultItem
 
 logger = logging.getLogger(__name__)
 
-RESULT_SCHEMA_VERSION: Final = "1.0"
 _FINAL_STATUSES: Final = frozenset({"ready", "failed", "canceled"})
-
-
-def result_key(results_prefix: str, key: str, version_id: str | None) -> str:
-    """Where a video's result goes: its key mirrored under the results prefix, the version id added when the bucket
-    is versioned, so two versions of one key never share (or fight over) a result file."""
-    suffix = f".version-{version_id}.json" if version_id and version_id != "null" else ".json"
-    return f"{results_prefix}{key}{suffix}"
 
 
 class BatchCheckSummary(BaseModel):
@@ -55,6 +54,9 @@ class BatchCheckSummary(BaseModel):
     items_failed: int = 0
     items_requeued: int = 0
     lost_races: int = 0
+    # Batches whose check stopped on a fault of their own (an answer about them that made no sense); the other
+    # batches were checked, and the next run tries these again.
+    batches_faulted: int = 0
 
     @property
     def work_done(self) -> int:
@@ -94,7 +96,7 @@ class BatchCheckService:
         """Every batch not yet closed, oldest first."""
         summary, races_before = BatchCheckSummary(), self._writer.lost_races
         for record in list(self._batches.iter_open()):
-            self._check(record, summary)
+            self._check_isolated(record, summary)
         summary.lost_races = self._writer.lost_races - races_before
         return summary
 
@@ -105,11 +107,22 @@ class BatchCheckService:
         if record is None or record.state is BatchState.CLOSED:
             logger.info("batch needs no check", extra={"batch_id": batch_id})
             return summary
-        self._check(record, summary)
+        self._check_isolated(record, summary)
         summary.lost_races = self._writer.lost_races - races_before
         return summary
 
     # --- one batch ----------------------------------------------------------------------------------------
+
+    def _check_isolated(self, record: BatchRecord, summary: BatchCheckSummary) -> None:
+        """One batch's own fault skips that batch this run; a pipeline fault stops the run (errors.py's rule)."""
+        try:
+            self._check(record, summary)
+        except VideoBatchError as error:
+            if is_pipeline_fault(error):
+                raise
+            summary.batches_faulted += 1
+            self._metrics.add_metric(name="BatchCheckFaults", unit="Count", value=1)
+            logger.exception("batch check faulted; the others go on", extra={"batch_id": record.batch_id})
 
     def _check(self, record: BatchRecord, summary: BatchCheckSummary) -> None:
         summary.batches_checked += 1
@@ -166,10 +179,15 @@ class BatchCheckService:
             for custom_id, line in lines.items()
             if line.data is not None
         ]
-        merged = merge_window_results(item.analysis_mode, self._response_format_type(item), parts)
-        key = result_key(self._settings.results_prefix, item.key, item.version_id)
-        body = _result_document(item, record, windows, lines, merged)
-        self._objects.write_once(item.bucket, key, body, "application/json")
+        try:
+            merged = merge_window_results(item.analysis_mode, self._response_format_type(item), parts)
+            key = result_key(self._settings.results_prefix, item.key, item.version_id)
+            body = result_document(item, record, windows, lines, merged)
+            self._objects.write_once(item.bucket, key, body, "application/json")
+        except (InvalidInputError, StaleStateError, ValueError) as fault:
+            # This item's result cannot be stored: it fails alone with the reason, the batch goes on.
+            run.failed += self._writer.fail(item, _result_failure(item, fault)) is not None
+            return
         if self._writer.finish(item, key, merged) is not None:
             run.succeeded += 1
 
@@ -211,6 +229,18 @@ class BatchCheckService:
             summary.batches_closed += 1
 
 
+def _result_failure(item: ItemRecord, fault: Exception) -> FailureReason:
+    if isinstance(fault, ResultKeyTooLongError):
+        return FailureReason(code="result_key_too_long", message=str(fault))
+    if isinstance(fault, StaleStateError):
+        return FailureReason(
+            code="result_conflict",
+            message=f"{fault}: someone else wrote there, so this result was not stored; the analysis stays "
+            f"readable from TwelveLabs batch {item.batch_id} for 30 days",
+        )
+    return FailureReason(code="result_unbuildable", message=f"the result could not be assembled: {fault}")
+
+
 class _Run:
     """One pass over a batch: the items still open, the ready windows seen so far, and what this pass settled."""
 
@@ -220,53 +250,3 @@ class _Run:
         self.succeeded = 0
         self.failed = 0
         self.requeued = 0
-
-
-def _result_document(
-    item: ItemRecord,
-    record: BatchRecord,
-    windows: dict[str, Window],
-    lines: dict[str, BatchResultItem],
-    merged: MergedResult,
-) -> bytes:
-    """Deterministic JSON (sorted keys, only stored facts, no "written at") so a rewrite yields identical bytes."""
-    ordered = sorted(lines.items(), key=lambda pair: windows[pair[0]].index)
-    usage = [line.data.usage for _, line in ordered if line.data is not None]
-    document = {
-        "schema_version": RESULT_SCHEMA_VERSION,
-        "item_id": item.item_id,
-        "source": {"bucket": item.bucket, "key": item.key, "version_id": item.version_id, "etag": item.etag},
-        "profile": item.profile_name,
-        "analysis_mode": item.analysis_mode,
-        "model": limits.MODEL_NAME,
-        "batch_id": record.batch_id,
-        "attempt": item.attempts,
-        "video_duration_seconds": item.duration_seconds,
-        "windows": [
-            {
-                **windows[custom_id].model_dump(),
-                "custom_id": custom_id,
-                "task_id": line.task_id,
-                "generation_id": line.data.generation_id if line.data else None,
-                "finish_reason": line.data.finish_reason if line.data else None,
-            }
-            for custom_id, line in ordered
-        ],
-        "usage": {
-            "output_tokens": sum(u.output_tokens for u in usage),
-            "input_tokens": sum(u.input_tokens or 0 for u in usage),
-        },
-        "timings": {
-            "registered_at": rfc3339(item.created_at),
-            "queued_at": rfc3339(item.queued_at) if item.queued_at else None,
-            "submitted_at": rfc3339(item.submitted_at) if item.submitted_at else None,
-            "batch_created_at": rfc3339(record.created_at),
-        },
-        "result": {
-            "media_type": merged.media_type,
-            "truncated": merged.truncated,
-            "unparsable_window_indexes": list(merged.unparsable_window_indexes),
-            "body": json.loads(merged.body) if merged.media_type == "application/json" else merged.body,
-        },
-    }
-    return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

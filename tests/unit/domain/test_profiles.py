@@ -172,3 +172,58 @@ def test_shipped_profiles_load_and_follow_the_api_rules() -> None:
     assert "timestamp" in field_types
     for profile in profiles.profiles:
         validate_options(profile.analysis_mode, profile.options)
+
+
+def _schema_profile(schema: Any) -> dict[str, Any]:
+    options = {**GENERAL, "response_format": {"type": "json_schema", "json_schema": schema}}
+    return {"profiles": [entry("default", "", options=options)]}
+
+
+@pytest.mark.parametrize(
+    ("schema", "where", "rule"),
+    [
+        ({"type": "objekt"}, "json_schema.type", "must be one of"),
+        ({"type": ["string", "nul"]}, "json_schema.type", "must be one of"),
+        ({"type": "object", "propertise": {}}, "json_schema.propertise", "not a JSON Schema keyword"),
+        (
+            {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "strin"}}}},
+            "json_schema.properties.tags.items.type",
+            "must be one of",
+        ),
+        ({"type": "object", "required": "title"}, "json_schema.required", "list of property names"),
+        ({"anyOf": []}, "json_schema.anyOf", "non-empty list"),
+        ({"type": "integer", "minimum": "0"}, "json_schema.minimum", "must be a number"),
+        ({"type": "array", "minItems": -1}, "json_schema.minItems", "non-negative integer"),
+        ({"type": "string", "enum": []}, "json_schema.enum", "non-empty list"),
+        ({"type": "object", "properties": {"a": "string"}}, "json_schema.properties.a", "JSON Schema object"),
+    ],
+)
+def test_json_schemas_are_checked_against_the_metaschema_the_api_supports(schema: Any, where: str, rule: str) -> None:
+    with pytest.raises(ConfigurationError, match=rule) as caught:
+        load_profiles(_schema_profile(schema))
+    assert f"options.response_format.{where}" in str(caught.value)
+    assert "'default'" in str(caught.value)
+
+
+def test_a_rich_valid_schema_loads() -> None:
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "description": "a summary",
+        "properties": {
+            "title": {"type": "string"},
+            "score": {"type": ["number", "null"], "minimum": 0, "maximum": 10},
+            "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}, "minItems": 1},
+            "kind": {"anyOf": [{"const": "x"}, {"$ref": "#/$defs/k"}]},
+        },
+        "required": ["title"],
+        "$defs": {"k": {"type": "string", "pattern": "^[a-z]+$"}},
+    }
+    assert load_profiles(_schema_profile(schema)).for_key("a.mp4").name == "default"
+
+
+def test_a_profile_under_the_results_prefix_is_refused() -> None:
+    profiles = load_profiles({"profiles": [entry("default", ""), entry("oops", "results/special/")]})
+    with pytest.raises(ConfigurationError, match=r"'oops'.*lies under the results prefix 'results/'"):
+        profiles.check_results_prefix("results/")
+    load_default_profiles().check_results_prefix("results/")  # the shipped ones are fine

@@ -1,12 +1,14 @@
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.recovery.support import Wrapped
 from videobatch.domain.items import ItemState
 from videobatch.domain.records import BatchState
-from videobatch.services.batch_checker import result_key
+from videobatch.domain.results import result_key
+from videobatch.errors import AuthenticationError, InvalidInputError
 
 from .harness import BUCKET, Stack
 
@@ -114,3 +116,69 @@ def test_terminal_item_error_fails_without_retry(stack: Stack, videos: dict[str,
 
 def test_unknown_batch_is_a_no_op(stack: Stack) -> None:
     assert stack.checker().check("0" * 24).batches_checked == 0
+
+
+def test_a_key_too_long_to_mirror_gets_a_bounded_result_address_and_stops_nobody(
+    stack: Stack, videos: dict[str, Path]
+) -> None:
+    """A valid 1,015-byte key would make a 1,028-byte result key (S3 refuses over 1,024; moto would not)."""
+    long_key = "in/" + "k" * 1008 + ".mp4"
+    ids, batch_id = stack.submit(videos, ("short", "in/a.mp4"), ("short2", long_key), ("short", "in/c.mp4"))
+    stack.clock.advance(3600)
+    summary = stack.checker().check(batch_id)
+    assert (summary.items_succeeded, summary.items_failed, summary.batches_closed) == (3, 0, 1)
+    long = stack.items.get(ids[1])
+    assert long is not None
+    assert long.result_key is not None
+    assert long.result_key.startswith("results/_long-keys/")
+    assert len(long.result_key.encode()) <= 1024
+    document = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=long.result_key)["Body"].read())
+    assert document["source"]["key"] == long_key  # the full key is inside
+
+
+def test_a_result_file_written_by_someone_else_fails_that_video_alone(stack: Stack, videos: dict[str, Path]) -> None:
+    """An uploader wrote the exact result address of a video before its batch finished."""
+    ids, batch_id = stack.submit(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
+    squatted = result_key("results/", "in/a.mp4", None)
+    stack.s3.put_object(Bucket=BUCKET, Key=squatted, Body=b'{"not": "ours"}')
+    stack.clock.advance(3600)
+    summary = stack.checker().check(batch_id)
+    assert (summary.items_succeeded, summary.items_failed, summary.batches_closed) == (1, 1, 1)
+    items = stack.items.get_many(ids)
+    failed, done = items[ids[0]], items[ids[1]]
+    assert (failed.state, done.state) == (ItemState.FAILED, ItemState.DONE)
+    assert failed.failure is not None
+    assert failed.failure.code == "result_conflict"
+    assert squatted in failed.failure.message
+    assert batch_id in failed.failure.message
+    assert stack.s3.get_object(Bucket=BUCKET, Key=squatted)["Body"].read() == b'{"not": "ours"}'  # not overwritten
+    failed_events = [e for e in stack.observed_events() if e["detail-type"] == "Item Failed"]
+    assert [e["detail"]["failure_code"] for e in failed_events] == ["result_conflict"]
+    assert stack.metrics.total("ItemsFailedPipeline") == 1
+
+
+def test_a_batch_whose_check_faults_does_not_stop_the_others(stack: Stack, videos: dict[str, Path]) -> None:
+    first_ids, first = stack.submit(videos, ("short", "in/a.mp4"))
+    later_ids, _ = stack.submit(videos, ("short2", "in/b.mp4"))
+    stack.clock.advance(3600)
+    real = stack.twelvelabs.retrieve_batch
+
+    def odd_answer(batch_id: str) -> Any:
+        if batch_id == first:
+            raise InvalidInputError(f"batch {batch_id}: an answer the client cannot read")
+        return real(batch_id)
+
+    summary = stack.with_ports(twelvelabs=Wrapped(stack.twelvelabs, retrieve_batch=odd_answer)).batch_check_service()
+    result = summary.check_open()
+    assert (result.batches_checked, result.batches_faulted, result.items_succeeded) == (2, 1, 1)
+    assert stack.items.get(later_ids[0]).state is ItemState.DONE  # type: ignore[union-attr]
+    assert stack.items.get(first_ids[0]).state is ItemState.SUBMITTED  # type: ignore[union-attr]
+    assert stack.checker().check_open().items_succeeded == 1  # the next run, with a sane answer
+
+
+def test_a_pipeline_fault_stops_the_run(stack: Stack, videos: dict[str, Path]) -> None:
+    stack.submit(videos, ("short", "in/a.mp4"))
+    stack.clock.advance(3600)
+    stack.faults({"endpoint": "GET /analyze/batches/{id}", "status": 401, "code": "unauthorized"})
+    with pytest.raises(AuthenticationError):
+        stack.checker().check_open()
