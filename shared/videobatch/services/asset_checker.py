@@ -19,7 +19,7 @@ from videobatch.domain.items import FailureReason
 from videobatch.domain.profiles import ProfileSet
 from videobatch.domain.records import ASSET_QUEUE, ItemRecord
 from videobatch.domain.windows import plan_windows
-from videobatch.errors import ConfigurationError, RejectedUploadError
+from videobatch.errors import ConfigurationError, InvalidInputError, RejectedUploadError
 from videobatch.services.lifecycle import ItemWriter
 from videobatch.services.ports import ItemStore, MetricsSink, TwelveLabsAssets
 from videobatch.twelvelabs import limits
@@ -85,12 +85,21 @@ class AssetCheckService:
             found = self._lookup(chunk)
             for item in chunk:
                 summary.checked += 1
-                self._check(item, found.get(item.asset_id or ""), summary)
+                self._check_isolated(item, found.get(item.asset_id or ""), summary)
         summary.lost_races = self._writer.lost_races - races_before
         return summary
 
     def _lookup(self, chunk: Sequence[ItemRecord]) -> dict[str, Asset]:
         return assets_of(self._assets, chunk)
+
+    def _check_isolated(self, item: ItemRecord, asset: Asset | None, summary: AssetCheckSummary) -> None:
+        """An asset answer that breaks a rule fails its item alone (errors.py's isolation rule)."""
+        try:
+            self._check(item, asset, summary)
+        except (InvalidInputError, ValueError) as fault:
+            logger.warning("asset unusable", extra={"item_id": item.item_id, "error": str(fault)})
+            message = f"TwelveLabs describes asset {item.asset_id} in a way the pipeline cannot use: {fault}"
+            self._fail(item, FailureReason(code="asset_unusable", message=message[:4000]), summary)
 
     def _check(self, item: ItemRecord, asset: Asset | None, summary: AssetCheckSummary) -> None:
         status = asset.status if asset is not None else None

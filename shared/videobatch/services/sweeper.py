@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
@@ -44,7 +46,7 @@ from videobatch.domain.records import (
     ClaimState,
     ItemRecord,
 )
-from videobatch.errors import NotFoundError, VideoBatchError
+from videobatch.errors import NotFoundError, VideoBatchError, is_pipeline_fault
 from videobatch.services.asset_checker import AssetCheckService
 from videobatch.services.batch_checker import BatchCheckService
 from videobatch.services.lifecycle import ItemWriter
@@ -102,6 +104,7 @@ class SweepSummary(BaseModel):
     batches_not_found: int = 0
     batches_near_deletion: int = 0
     batch_items_settled: int = 0  # by the batch checker runs the sweep started
+    repairs_faulted: int = 0  # one item's or batch's repair stopped on its own fault; the sweep went on
 
     @property
     def work_done(self) -> int:
@@ -152,6 +155,17 @@ class SweepService:
         self._metrics.add_metric(name="SweepRepairs", unit="Count", value=summary.work_done)
         return summary
 
+    @contextmanager
+    def _isolated(self, summary: SweepSummary, **ids: str) -> Iterator[None]:
+        """One repair's own fault ends that repair only; a pipeline fault stops the sweep (errors.py's rule)."""
+        try:
+            yield
+        except VideoBatchError as error:
+            if is_pipeline_fault(error):
+                raise
+            summary.repairs_faulted += 1
+            logger.exception("repair faulted; the sweep goes on", extra=ids)
+
     def _batch_record(self, batch_id: str) -> BatchRecord | None:
         """Each batch record read once per sweep: thousands of items in flight share a handful of batches."""
         if batch_id not in self._batch_records:
@@ -165,13 +179,17 @@ class SweepService:
         cutoff = now - timedelta(seconds=self._settings.asset_timeout_seconds)
         hours = self._settings.asset_timeout_seconds / 3600
         for item in islice(self._items.iter_queue(REGISTERED_QUEUE, until=cutoff), self._max_items):
-            failure = FailureReason(
-                code="ingest_incomplete",
-                message=f"no TwelveLabs asset could be created for {hours:g} h; "
-                "the ingest dead-letter queue holds the failed attempts",
-            )
-            if self._writer.fail(item, failure) is not None:
-                summary.ingest_incomplete += 1
+            with self._isolated(summary, item_id=item.item_id):
+                self._fail_registered(item, hours, summary)
+
+    def _fail_registered(self, item: ItemRecord, hours: float, summary: SweepSummary) -> None:
+        failure = FailureReason(
+            code="ingest_incomplete",
+            message=f"no TwelveLabs asset could be created for {hours:g} h; "
+            "the ingest dead-letter queue holds the failed attempts",
+        )
+        if self._writer.fail(item, failure) is not None:
+            summary.ingest_incomplete += 1
 
     # --- leases, assets -------------------------------------------------------------------------------------
 
@@ -202,18 +220,22 @@ class SweepService:
 
     def _sweep_claimed(self, ports: SweepPorts, summary: SweepSummary) -> None:
         for item in islice(self._items.iter_queue(CLAIMED_QUEUE, until=self._stuck_cutoff()), self._max_items):
-            claim = ports.claims.get(item.claim_id) if item.claim_id else None
-            if claim is not None and claim.state is ClaimState.PENDING:
-                continue  # the reconciler's: it waits for proof before releasing
-            record = self._batch_record(claim.batch_id) if claim and claim.batch_id else None
-            if record is not None and item.item_id in record.item_ids:
-                note = f"recorded as submitted to {record.batch_id} by the sweeper"
-                submitted = item.submit(record.batch_id, record.task_ids, now=self._clock.now(), note=note)
-                summary.claimed_items_submitted += self._writer.save(submitted, item) is not None
-                continue
-            state = claim.state.value if claim else "missing"
-            note = f"claim {item.claim_id} is {state} and never submitted this item; requeued by the sweeper"
-            summary.claimed_items_requeued += self._writer.release(item, note) is not None
+            with self._isolated(summary, item_id=item.item_id):
+                self._repair_claimed(ports, item, summary)
+
+    def _repair_claimed(self, ports: SweepPorts, item: ItemRecord, summary: SweepSummary) -> None:
+        claim = ports.claims.get(item.claim_id) if item.claim_id else None
+        if claim is not None and claim.state is ClaimState.PENDING:
+            return  # the reconciler's: it waits for proof before releasing
+        record = self._batch_record(claim.batch_id) if claim and claim.batch_id else None
+        if record is not None and item.item_id in record.item_ids:
+            note = f"recorded as submitted to {record.batch_id} by the sweeper"
+            submitted = item.submit(record.batch_id, record.task_ids, now=self._clock.now(), note=note)
+            summary.claimed_items_submitted += self._writer.save(submitted, item) is not None
+            return
+        state = claim.state.value if claim else "missing"
+        note = f"claim {item.claim_id} is {state} and never submitted this item; requeued by the sweeper"
+        summary.claimed_items_requeued += self._writer.release(item, note) is not None
 
     def _sweep_submitted(self, ports: SweepPorts, summary: SweepSummary) -> None:
         unrecorded: dict[str, list[ItemRecord]] = defaultdict(list)
@@ -227,13 +249,14 @@ class SweepService:
             if record is not None:
                 if ports.recorder.reopen_batch(record):
                     summary.batch_records_reopened += 1
-                    self._batch_records[record.batch_id] = None  # re-read if another item names it
+                    self._batch_records.pop(record.batch_id)  # re-read if another item names it
                 else:
                     summary.lost_races += 1
                 continue
             unrecorded[item.batch_id].append(item)
         for batch_id, items in unrecorded.items():
-            self._rebuild(ports, batch_id, items, summary)
+            with self._isolated(summary, batch_id=batch_id):
+                self._rebuild(ports, batch_id, items, summary)
 
     def _rebuild(self, ports: SweepPorts, batch_id: str, items: list[ItemRecord], summary: SweepSummary) -> None:
         claim_ids = {item.claim_id for item in items if item.claim_id}

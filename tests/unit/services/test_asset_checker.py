@@ -1,9 +1,11 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from videobatch.domain.items import ItemState
 from videobatch.domain.records import ASSET_QUEUE, queued_queue
+from videobatch.services import asset_checker
 
 from .harness import Stack
 
@@ -84,3 +86,27 @@ def test_checks_many_assets_fifty_per_call(stack: Stack, videos: dict[str, Path]
     checker = stack.asset_checker()
     assert checker.run().queued == 3
     assert calls == [3]
+
+
+def test_an_asset_the_pipeline_cannot_use_fails_its_item_alone(
+    stack: Stack, videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    odd = stack.ingest("in/odd.mp4", videos["three_hours"]).item_id
+    fine = stack.ingest("in/fine.mp4", videos["short"]).item_id
+    stack.clock.advance(10)
+    real = asset_checker.plan_windows
+
+    def planning(duration_seconds: float, **bounds: Any) -> Any:
+        if duration_seconds > 3600:  # stands for an answer about one asset that no rule anticipated
+            raise ValueError("a duration no window plan fits")
+        return real(duration_seconds, **bounds)
+
+    monkeypatch.setattr(asset_checker, "plan_windows", planning)
+    summary = stack.asset_checker().run()
+    assert (summary.queued, summary.failed) == (1, 1)
+    items = stack.items.get_many([odd, fine])
+    assert items[fine].state is ItemState.QUEUED
+    failure = items[odd].failure
+    assert failure is not None
+    assert failure.code == "asset_unusable"
+    assert "a duration no window plan fits" in failure.message
