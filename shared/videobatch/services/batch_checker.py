@@ -23,7 +23,7 @@ from videobatch.config import Settings
 from videobatch.domain.items import FailureReason, ItemState
 from videobatch.domain.policy import Fail, Finish, Requeue, RequeuePolicy
 from videobatch.domain.profiles import ProfileSet
-from videobatch.domain.records import BatchRecord, BatchState, ItemRecord
+from videobatch.domain.records import SUBMITTED_QUEUE, BatchRecord, BatchState, ItemRecord
 from videobatch.domain.results import ResultKeyTooLongError, result_document, result_key
 from videobatch.domain.windows import WindowResult, merge_window_results
 from videobatch.errors import (
@@ -94,6 +94,7 @@ class BatchCheckService:
 
     def check_open(self) -> BatchCheckSummary:
         """Every batch not yet closed, oldest first."""
+        self._report_oldest_submitted()
         summary, races_before = BatchCheckSummary(), self._writer.lost_races
         for record in list(self._batches.iter_open()):
             self._check_isolated(record, summary)
@@ -110,6 +111,14 @@ class BatchCheckService:
         self._check_isolated(record, summary)
         summary.lost_races = self._writer.lost_races - races_before
         return summary
+
+    def _report_oldest_submitted(self) -> None:
+        """From DynamoDB before any TwelveLabs call: an item submitted longer than a batch lives (24 h + the expiry
+        check) means results stopped being collected, whatever the API says."""
+        now = self._clock.now()
+        oldest = next(self._items.iter_queue(SUBMITTED_QUEUE, page_size=1), None)
+        age = 0.0 if oldest is None else (now - (oldest.submitted_at or oldest.updated_at)).total_seconds()
+        self._metrics.add_metric(name="OldestSubmittedItemAgeSeconds", unit="Seconds", value=max(age, 0.0))
 
     # --- one batch ----------------------------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ from videobatch.twelvelabs.models import (
 logger = logging.getLogger(__name__)
 
 LEASE_NAME: Final = "flusher"
+MODES: Final = limits.ANALYSIS_MODES
 _OPTION_FIELDS_EXCEPT_BOUNDS: Final = {"start_time", "end_time"}
 ACTIVE_STATUSES: Final[tuple[BatchStatus, ...]] = ("pending", "processing", "canceling")
 # Do not start a create with less lease than this left: the call needs time to get an answer within the lease.
@@ -125,6 +126,9 @@ class FlushService:
         self._lease_until = clock.now()
 
     def run(self) -> FlushSummary:
+        # From DynamoDB alone, before the lease or any TwelveLabs call: a bad key or an API outage that fails every
+        # flush still shows as a growing wait, which is what the oldest-queued alarm watches.
+        self._report_oldest_queued()
         now = self._clock.now()
         if not self._leases.acquire(
             LEASE_NAME, self._owner, now=now, duration_seconds=self._settings.flush_lease_seconds
@@ -149,11 +153,12 @@ class FlushService:
         summary.active_batches = self._count_active_batches()
         settings = self._settings
         summary.free_slots = settings.max_active_batches - settings.reserved_batch_slots - summary.active_batches
-        queued = self._load_queued(max(summary.free_slots, 1) * settings.max_items_per_batch)
-        summary.queued_items = len(queued)
-        self._report_queue(queued)
+        self._metrics.add_metric(name="FreeSlots", unit="Count", value=max(summary.free_slots, 0))
         if summary.free_slots <= 0:
-            raise _Stop("no free batch slot")
+            raise _Stop("no free batch slot")  # nothing to plan: the queue is not even read
+        queued = self._load_queued(summary.free_slots * settings.max_items_per_batch)
+        summary.queued_items = len(queued)
+        self._metrics.add_metric(name="QueuedItems", unit="Count", value=len(queued))
         plan = plan_batches(
             [candidate for item in queued.values() if (candidate := self._candidate(item, summary))],
             now=self._clock.now(),
@@ -385,14 +390,12 @@ class FlushService:
 
     # --- metrics ------------------------------------------------------------------------------------------
 
-    def _report_queue(self, queued: dict[str, ItemRecord]) -> None:
-        self._metrics.add_metric(name="QueuedItems", unit="Count", value=len(queued))
-        if queued:
-            now = self._clock.now()
-            oldest = min(item.queued_at or item.updated_at for item in queued.values())
-            self._metrics.add_metric(
-                name="OldestQueuedItemAgeSeconds", unit="Seconds", value=max(0.0, (now - oldest).total_seconds())
-            )
+    def _report_oldest_queued(self) -> None:
+        """How long the head of each mode's queue has waited since it was first queued (0 when nothing waits)."""
+        now = self._clock.now()
+        heads = [next(self._items.iter_queue(queued_queue(mode), until=now, page_size=1), None) for mode in MODES]
+        waited = [(now - (item.queued_at or item.updated_at)).total_seconds() for item in heads if item is not None]
+        self._metrics.add_metric(name="OldestQueuedItemAgeSeconds", unit="Seconds", value=max([0.0, *waited]))
 
     def _report(self, summary: FlushSummary) -> None:
         self._metrics.add_metric(

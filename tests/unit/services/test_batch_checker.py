@@ -8,7 +8,7 @@ from tests.recovery.support import Wrapped
 from videobatch.domain.items import ItemState
 from videobatch.domain.records import BatchState
 from videobatch.domain.results import result_key
-from videobatch.errors import AuthenticationError, InvalidInputError
+from videobatch.errors import AuthenticationError, InvalidInputError, ServerError
 
 from .harness import BUCKET, Stack
 
@@ -182,3 +182,14 @@ def test_a_pipeline_fault_stops_the_run(stack: Stack, videos: dict[str, Path]) -
     stack.faults({"endpoint": "GET /analyze/batches/{id}", "status": 401, "code": "unauthorized"})
     with pytest.raises(AuthenticationError):
         stack.checker().check_open()
+
+
+def test_the_oldest_submitted_age_is_reported_every_run(stack: Stack, videos: dict[str, Path]) -> None:
+    stack.checker().check_open()
+    assert stack.metrics.values["OldestSubmittedItemAgeSeconds"][-1] == 0.0
+    stack.submit(videos, ("short", "in/a.mp4"))
+    stack.clock.advance(90)
+    stack.faults({"endpoint": "GET /analyze/batches/{id}", "status": 503, "code": "unavailable"})
+    with pytest.raises(ServerError):
+        stack.checker().check_open()
+    assert stack.metrics.values["OldestSubmittedItemAgeSeconds"][-1] == 90.0

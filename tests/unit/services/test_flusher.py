@@ -5,6 +5,7 @@ import pytest
 from videobatch.adapters.scheduler import schedule_name
 from videobatch.domain.items import ItemState
 from videobatch.domain.records import ClaimState
+from videobatch.errors import AuthenticationError
 from videobatch.services.flusher import LEASE_NAME
 from videobatch.twelvelabs.models import BatchCreateRequest, BatchItemRequest, VideoContext
 
@@ -226,3 +227,23 @@ def test_a_video_whose_asset_is_not_ready_waits_without_blocking_the_queue(
     assert stack.flusher().run().items_submitted == 1  # the other video goes out meanwhile
     stack.clock.advance(600 + stack.settings.max_wait_seconds)  # eligible again, and waited max_wait since
     assert stack.flusher().run().items_submitted == 1  # ready by now: it follows
+
+
+def test_the_queue_age_is_reported_before_twelvelabs_is_asked(stack: Stack, videos: dict[str, Path]) -> None:
+    """A bad key or an outage fails every flush; the wait it causes must still show (the oldest-queued alarm)."""
+    assert stack.flusher().run().batches_submitted == 0
+    assert stack.metrics.values["OldestQueuedItemAgeSeconds"][-1] == 0.0  # nothing waits: a zero, not silence
+    stack.queue(videos, ("short", "in/a.mp4"))
+    stack.clock.advance(120)
+    stack.faults({"endpoint": "GET /analyze/batches", "status": 401, "code": "unauthorized"})
+    with pytest.raises(AuthenticationError):
+        stack.flusher().run()
+    assert stack.metrics.values["OldestQueuedItemAgeSeconds"][-1] == 120.0
+
+
+def test_no_free_slot_reads_no_queue(stack: Stack, videos: dict[str, Path]) -> None:
+    stack.queue(videos, ("short", "in/a.mp4"))
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    summary = stack.flusher(reserved_batch_slots=4, max_active_batches=4).run()
+    assert (summary.free_slots, summary.queued_items, summary.stop_reason) == (0, 0, "no free batch slot")
+    assert stack.metrics.values["FreeSlots"][-1] == 0
