@@ -19,6 +19,8 @@ class Settings(BaseModel):
     table_name: str = Field(min_length=1)
     event_bus_name: str = Field(min_length=1)
     results_prefix: str = "results/"
+    # Bucket of the result files; empty: the bucket of the video (the template's SeparateResultsBucket sets it).
+    results_bucket: str = ""
     twelvelabs_base_url: str = "https://api.twelvelabs.io/v1.3"
     # Name or ARN of the Secrets Manager secret holding the API key; the key itself never sits in the environment.
     twelvelabs_api_key_secret: str = Field(min_length=1)
