@@ -88,7 +88,6 @@ class AssetCheckService:
                 self._check(item, found.get(item.asset_id or ""), summary)
         if summary.failed:
             self._metrics.add_metric(name="ItemsFailed", unit="Count", value=summary.failed)
-            self._metrics.add_metric(name="ItemsFailedPipeline", unit="Count", value=summary.failed)
         return summary
 
     def _lookup(self, chunk: Sequence[ItemRecord]) -> dict[str, Asset]:

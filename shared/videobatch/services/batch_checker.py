@@ -38,7 +38,7 @@ from videobatch.services.ports import (
     ObjectStore,
     TwelveLabsBatches,
 )
-from videobatch.services.records import SUBMITTED_QUEUE, BatchRecord, BatchState, ItemRecord
+from videobatch.services.records import BatchRecord, BatchState, ItemRecord
 from videobatch.twelvelabs import limits
 from videobatch.twelvelabs.models import Batch, BatchResultItem
 
@@ -101,7 +101,6 @@ class BatchCheckService:
     def check_open(self) -> BatchCheckSummary:
         """Every batch not yet closed, oldest first."""
         summary = BatchCheckSummary()
-        self._report_oldest_submitted()
         for record in list(self._batches.iter_open()):
             self._check(record, summary)
         self._report(summary)
@@ -277,17 +276,9 @@ class BatchCheckService:
             self._events.publish([_finished_event(new, api_batch, now)])
             logger.info("batch closed", extra={"batch_id": record.batch_id})
 
-    def _report_oldest_submitted(self) -> None:
-        # Every scheduled run, before any TwelveLabs call; 0 when nothing is submitted (the queue is oldest first).
-        head = next(iter(self._items.iter_queue(SUBMITTED_QUEUE, page_size=1)), None)
-        since = None if head is None else head.submitted_at
-        age = 0.0 if since is None else max(0.0, (self._clock.now() - since).total_seconds())
-        self._metrics.add_metric(name="OldestSubmittedItemAgeSeconds", unit="Seconds", value=age)
-
     def _report(self, summary: BatchCheckSummary) -> None:
         self._metrics.add_metric(name="ItemsSucceeded", unit="Count", value=summary.items_succeeded)
         self._metrics.add_metric(name="ItemsFailed", unit="Count", value=summary.items_failed)
-        self._metrics.add_metric(name="ItemsFailedPipeline", unit="Count", value=summary.items_failed)
         self._metrics.add_metric(name="ItemsRequeued", unit="Count", value=summary.items_requeued)
 
 

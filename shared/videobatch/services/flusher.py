@@ -133,7 +133,6 @@ class FlushService:
         self._lease_until = clock.now()
 
     def run(self) -> FlushSummary:
-        self._report_oldest_queued()
         now = self._clock.now()
         if not self._leases.acquire(
             LEASE_NAME, self._owner, now=now, duration_seconds=self._settings.flush_lease_seconds
@@ -422,15 +421,12 @@ class FlushService:
 
     def _report_queue(self, queued: dict[str, ItemRecord]) -> None:
         self._metrics.add_metric(name="QueuedItems", unit="Count", value=len(queued))
-
-    def _report_oldest_queued(self) -> None:
-        # Every run, from DynamoDB before any TwelveLabs call (so a failing API shows as waiting); 0 when none waits.
-        now = self._clock.now()
-        heads = [
-            next(iter(self._items.iter_queue(queued_queue(mode), page_size=1)), None) for mode in limits.ANALYSIS_MODES
-        ]
-        ages = [(now - (item.queued_at or item.updated_at)).total_seconds() for item in heads if item is not None]
-        self._metrics.add_metric(name="OldestQueuedItemAgeSeconds", unit="Seconds", value=max([0.0, *ages]))
+        if queued:
+            now = self._clock.now()
+            oldest = min(item.queued_at or item.updated_at for item in queued.values())
+            self._metrics.add_metric(
+                name="OldestQueuedItemAgeSeconds", unit="Seconds", value=max(0.0, (now - oldest).total_seconds())
+            )
 
     def _report(self, summary: FlushSummary) -> None:
         self._metrics.add_metric(
@@ -439,7 +435,6 @@ class FlushService:
         self._metrics.add_metric(name="BatchesSubmitted", unit="Count", value=summary.batches_submitted)
         if summary.items_failed:
             self._metrics.add_metric(name="ItemsFailed", unit="Count", value=summary.items_failed)
-            self._metrics.add_metric(name="ItemsFailedPipeline", unit="Count", value=summary.items_failed)
 
 
 def _next_attempt(item: ItemRecord) -> ItemRecord:

@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
-from urllib.parse import unquote_plus
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from videobatch.clock import Clock
 from videobatch.config import Settings
@@ -52,12 +51,6 @@ class S3Object(_AwsModel):
     size: int = Field(default=0, ge=0)
     etag: str | None = None
     version_id: str | None = Field(default=None, alias="version-id")
-
-    @field_validator("key")
-    @classmethod
-    def _decoded(cls, key: str) -> str:
-        # S3 notifications carry the key form-encoded ("my video.mp4" arrives as "my+video.mp4").
-        return unquote_plus(key)
 
 
 class ObjectCreatedDetail(_AwsModel):
@@ -252,9 +245,6 @@ class IngestService:
 
     def _publish_failed(self, item: ItemRecord, failure: FailureReason, *, stage: Literal["ingest", "asset"]) -> None:
         self._metrics.add_metric(name="ItemsFailed", unit="Count", value=1)
-        # A rejected upload (stage ingest) is the uploader's to fix; an asset failure is the pipeline's.
-        kind = "ItemsFailedUser" if stage == "ingest" else "ItemsFailedPipeline"
-        self._metrics.add_metric(name=kind, unit="Count", value=1)
         logger.info("item failed", extra={"item_id": item.item_id, "code": failure.code, "stage": stage})
         self._events.publish([item_failed_event(item, failure, stage, now=self._clock.now())])
 

@@ -158,7 +158,6 @@ class SweepService:
             self._sweep_batches(repairs, summary)
         if summary.ingest_incomplete:
             self._metrics.add_metric(name="ItemsFailed", unit="Count", value=summary.ingest_incomplete)
-            self._metrics.add_metric(name="ItemsFailedPipeline", unit="Count", value=summary.ingest_incomplete)
         self._metrics.add_metric(name="SweepRepairs", unit="Count", value=summary.work_done)
         return summary
 
