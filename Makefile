@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test lint demo bench clean
 
-$(STAMP): pyproject.toml
+# constraints.txt: the layer's exact versions, so the tests run on what `sam build` deploys.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from videobatch.handler import Event, LambdaContext, lambda_handler, metrics
+from videobatch.runtime import get_runtime
+from videobatch.services.asset_checker import AssetCheckSummary
 
-from videobatch.runtime import get_runtime, logger, metrics
 
-
-@logger.inject_lambda_context
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    runtime = get_runtime()
-    runtime.budget.bind(context)
-    summary = runtime.asset_check_service().run()
+@lambda_handler("asset_checker")
+def handler(event: Event, context: LambdaContext) -> AssetCheckSummary:
+    summary = get_runtime().asset_check_service().run()
     metrics.add_metric(name="AssetsChecked", unit="Count", value=summary.checked)
-    return {"work_done": summary.work_done, **summary.model_dump()}
+    return summary

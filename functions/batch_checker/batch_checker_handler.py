@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from videobatch.errors import InvalidInputError
-from videobatch.runtime import get_runtime, logger, metrics
+from videobatch.handler import Event, LambdaContext, lambda_handler, metrics
+from videobatch.runtime import get_runtime
+from videobatch.services.batch_checker import BatchCheckSummary
 
 
 def batch_id_of(event: dict[str, Any]) -> str | None:
@@ -22,13 +24,10 @@ def batch_id_of(event: dict[str, Any]) -> str | None:
     return batch_id
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    runtime = get_runtime()
-    runtime.budget.bind(context)
+@lambda_handler("batch_checker")
+def handler(event: Event, context: LambdaContext) -> BatchCheckSummary:
     batch_id = batch_id_of(event)
-    service = runtime.batch_check_service()
+    service = get_runtime().batch_check_service()
     summary = service.check_open() if batch_id is None else service.check(batch_id)
     metrics.add_metric(name="BatchCheckRuns", unit="Count", value=1)
-    return {"work_done": summary.work_done, **summary.model_dump()}
+    return summary

@@ -5,16 +5,13 @@ Reconciles pending claims, settles stuck items and batches; see ``videobatch.ser
 
 from __future__ import annotations
 
-from typing import Any
+from videobatch.handler import Event, LambdaContext, lambda_handler, metrics
+from videobatch.runtime import get_runtime
+from videobatch.services.sweeper import SweepSummary
 
-from videobatch.runtime import get_runtime, logger, metrics
 
-
-@logger.inject_lambda_context
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    runtime = get_runtime()
-    runtime.budget.bind(context)
-    summary = runtime.sweep_service().run()
+@lambda_handler("sweeper")
+def handler(event: Event, context: LambdaContext) -> SweepSummary:
+    summary = get_runtime().sweep_service().run()
     metrics.add_metric(name="StuckItemsFailed", unit="Count", value=summary.ingest_incomplete)
-    return {"work_done": summary.work_done, **summary.model_dump(mode="json")}
+    return summary

@@ -22,6 +22,8 @@ class Settings(BaseModel):
     video_bucket: str = Field(min_length=1)
     # Bounded so that every result address fits S3's 1,024-byte keys (domain/results.py).
     results_prefix: str = Field(default="results/", min_length=1, max_length=512)
+    # Bucket of the result files; empty: the bucket of the video (the template's SeparateResultsBucket sets it).
+    results_bucket: str = ""
     twelvelabs_base_url: str = "https://api.twelvelabs.io/v1.3"
     # Name or ARN of the Secrets Manager secret holding the API key; the key itself never sits in the environment.
     twelvelabs_api_key_secret: str = Field(min_length=1)

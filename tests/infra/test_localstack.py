@@ -20,7 +20,7 @@ from videobatch.config import Settings
 from videobatch_tools.localstack.moto_server import MotoEndpoint
 from videobatch_tools.localstack.resources import LocalStack
 from videobatch_tools.localstack.template import function_ids
-from videobatch_tools.localstack.wiring import LambdaTimeoutError, LocalWiring, WiringStalledError
+from videobatch_tools.localstack.wiring import InvocationError, LambdaTimeoutError, LocalWiring, WiringStalledError
 
 pytestmark = pytest.mark.integration
 
@@ -193,7 +193,7 @@ def test_upload_reaches_ingest_as_an_sqs_event_carrying_the_object_created_event
     }
     detail = body["detail"]
     assert detail["bucket"] == {"name": bucket}
-    assert detail["object"]["key"] == "uploads/my video.mp4"
+    assert detail["object"]["key"] == "uploads/my+video.mp4"  # URL-encoded, as S3 sends it
     assert detail["object"]["size"] == 10
     assert detail["object"]["etag"] == put["ETag"].strip('"')
     assert detail["object"]["version-id"] == put["VersionId"]
@@ -277,7 +277,7 @@ def test_an_exception_fails_the_whole_batch(stack: LocalStack, moto: MotoEndpoin
         s3.put_object(Bucket=stack.outputs["VideoBucketName"], Key=key, Body=b"x")
     report = wired.step()
     assert (report.records_succeeded, report.records_failed, report.errors) == (0, 2, 1)
-    assert isinstance(wired.errors[0].error, RuntimeError)
+    assert wired.errors[0].error == InvocationError(type="RuntimeError", message="boom")
 
 
 def test_an_unknown_item_identifier_fails_the_whole_batch(
@@ -296,7 +296,9 @@ def test_running_past_the_timeout_counts_as_failure(stack: LocalStack, moto: Mot
     wired = wiring(stack, moto, clock, IngestFunction=Recorder(slow))
     client(moto, "s3").put_object(Bucket=stack.outputs["VideoBucketName"], Key="a.mp4", Body=b"x")
     assert wired.step().records_failed == 1
-    assert isinstance(wired.errors[0].error, LambdaTimeoutError)
+    error = wired.errors[0].error
+    assert error is not None
+    assert error.type == LambdaTimeoutError.__name__
 
 
 # --- schedules --------------------------------------------------------------------------------------------------

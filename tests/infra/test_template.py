@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ast
+import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 
@@ -25,8 +28,8 @@ FUNCTIONS = ("IngestFunction", "AssetCheckerFunction", "FlusherFunction", "Batch
 SETTINGS_VARIABLES = {name.upper() for name in Settings.model_fields}
 REQUIRED_SETTINGS = {name.upper() for name, f in Settings.model_fields.items() if f.is_required()}
 POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
-# Actions AWS cannot scope to a resource; none is needed today (Powertools metrics go through EMF logs, and the
-# X-Ray permissions come from the managed policy SAM attaches for Tracing: Active).
+# Actions AWS cannot scope to a resource; none is needed today (Powertools metrics go through EMF logs; logs go to
+# each function's own log group through the basic execution role SAM attaches; no X-Ray tracing).
 RESOURCE_WILDCARD_ALLOWED: set[str] = set()
 
 
@@ -94,11 +97,7 @@ def test_cfn_lint_reports_nothing_not_even_informational() -> None:
 
 def test_cfn_lint_really_checks_the_transformed_template(tmp_path: Path) -> None:
     # Guards against a lint that passes because it skipped the SAM template (e.g. no SAM translator installed).
-    broken = (
-        default_template_path()
-        .read_text()
-        .replace("ReservedConcurrentExecutions: 1", "ReservedConcurrentExecutions: -1")
-    )
+    broken = default_template_path().read_text().replace("MemorySize: 512", "MemorySize: 1")
     path = tmp_path / "template.yaml"
     path.write_text(broken)
     result = run_cfn_lint(path)
@@ -190,10 +189,50 @@ def test_globals_runtime_layer_and_architecture(template: dict[str, Any]) -> Non
     assert (REPO / "shared" / "requirements.txt").is_file()
 
 
-def test_exactly_one_flusher(template: dict[str, Any]) -> None:
-    assert props(template, "FlusherFunction")["ReservedConcurrentExecutions"] == 1
+def test_the_flusher_reserves_concurrency_only_when_asked(template: dict[str, Any]) -> None:
+    # A new account's quota of 10 cannot spare a reservation (Lambda keeps 10 unreserved); the lease keeps one flusher.
+    assert "ReservedConcurrentExecutions" not in offline_resolver(template).resolve(props(template, "FlusherFunction"))
+    reserved = offline_resolver(template, parameter_overrides={"FlusherReservedConcurrency": "1"})
+    assert reserved.resolve(props(template, "FlusherFunction"))["ReservedConcurrentExecutions"] == "1"
     others = [f for f in FUNCTIONS if f != "FlusherFunction"]
     assert all("ReservedConcurrentExecutions" not in props(template, f) for f in others)
+    assert template["Globals"]["Function"].get("ReservedConcurrentExecutions") is None
+
+
+def test_the_stack_can_be_deleted_and_deployed_again_under_the_same_name(template: dict[str, Any]) -> None:
+    # Retained resources must not carry a fixed name the next deploy would collide with.
+    for logical_id, spec in template["Resources"].items():
+        if spec.get("DeletionPolicy") != "Retain":
+            continue
+        properties = spec.get("Properties", {})
+        named = {"Name", "BucketName", "TableName", "LogGroupName", "QueueName"} & set(properties)
+        assert not named, f"{logical_id} is retained with a fixed {named}"
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_each_function_logs_to_its_own_log_group_with_a_retention(
+    template: dict[str, Any], resolver: Resolver, function_id: str
+) -> None:
+    logging_config = props(template, function_id)["LoggingConfig"]
+    group_id = logging_config["LogGroup"]["Ref"]
+    group = resource(template, group_id)
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert template["Parameters"]["LogRetentionDays"]["Default"] == 30
+    users = [f for f in FUNCTIONS if props(template, f)["LoggingConfig"]["LogGroup"] == {"Ref": group_id}]
+    assert users == [function_id]
+
+
+def test_ingest_concurrency_is_capped_for_bursts(template: dict[str, Any], resolver: Resolver) -> None:
+    (event,) = props(template, "IngestFunction")["Events"].values()
+    assert event["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "IngestMaximumConcurrency"}}
+    parameter = template["Parameters"]["IngestMaximumConcurrency"]
+    assert (parameter["Default"], parameter["MinValue"]) == (5, 2)  # Lambda's minimum for SQS sources is 2
+
+
+def test_no_active_tracing_without_a_tracer(template: dict[str, Any]) -> None:
+    # Decided in docs/deploy.md ("Tracing"): traces without Tracer's subsegments add cost and an xray:* grant only.
+    assert all(function_property(template, f, "Tracing") is None for f in FUNCTIONS)
 
 
 def test_schedules_come_from_parameters(template: dict[str, Any], resolver: Resolver) -> None:
@@ -234,6 +273,17 @@ def test_upload_rule_matches_only_this_bucket_outside_the_results_prefix(
     assert pattern["detail"]["bucket"]["name"] == [resolver.resolve({"Ref": "VideoBucket"})]
     assert pattern["detail"]["object"]["key"] == [{"anything-but": {"prefix": "results/"}}]
     assert rule["Targets"] == [{"Id": "IngestQueue", "Arn": resolver.resolve({"Fn::GetAtt": ["IngestQueue", "Arn"]})}]
+
+
+@pytest.mark.parametrize("prefix", ["results/", "a-b_c.d/e/", "Results9/"])
+def test_every_allowed_results_prefix_reads_the_same_url_encoded(template: dict[str, Any], prefix: str) -> None:
+    """The upload rule compares ResultsPrefix with the key as S3 sends it (URL-encoded): they must be equal."""
+
+    pattern = re.compile(template["Parameters"]["ResultsPrefix"]["AllowedPattern"])
+    assert pattern.fullmatch(prefix)
+    assert quote_plus(prefix, safe="/") == prefix
+    for refused in ("my results/", "résultats/", "a+b/", "(x)/", "100%/"):
+        assert not pattern.fullmatch(refused), refused
 
 
 def test_only_the_upload_rule_may_send_to_the_queue(template: dict[str, Any]) -> None:
@@ -281,11 +331,75 @@ def test_bucket_is_private_encrypted_versioned_and_emits_to_eventbridge(template
 def test_bucket_policy_denies_plain_http(template: dict[str, Any]) -> None:
     policy = props(template, "VideoBucketPolicy")
     assert policy["Bucket"] == {"Ref": "VideoBucket"}
-    (statement,) = policy["PolicyDocument"]["Statement"]
+    (statement,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] == "DenyInsecureTransport"]
     assert statement["Effect"] == "Deny"
     assert statement["Principal"] == "*"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert statement["Resource"] == [{"Fn::GetAtt": ["VideoBucket", "Arn"]}, {"Fn::Sub": "${VideoBucket.Arn}/*"}]
+
+
+RESULT_WRITERS = [{"Fn::GetAtt": ["BatchCheckerFunctionRole", "Arn"]}, {"Fn::GetAtt": ["SweeperFunctionRole", "Arn"]}]
+
+
+@pytest.mark.parametrize(
+    ("policy_id", "bucket_id"), [("VideoBucketPolicy", "VideoBucket"), ("ResultsBucketPolicy", "ResultsBucket")]
+)
+def test_only_the_result_writers_may_put_objects_under_the_results_prefix(
+    template: dict[str, Any], policy_id: str, bucket_id: str
+) -> None:
+    (statement,) = [
+        s
+        for s in props(template, policy_id)["PolicyDocument"]["Statement"]
+        if s["Sid"] == "OnlyThePipelineWritesResults"
+    ]
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", "*", "s3:PutObject")
+    assert statement["Resource"] == {"Fn::Sub": f"${{{bucket_id}.Arn}}/${{ResultsPrefix}}*"}
+    assert statement["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": RESULT_WRITERS}}
+    # The writers are exactly the functions granted s3:PutObject.
+    writers = {f"{f}Role" for f in FUNCTIONS if "s3:PutObject" in granted_actions(template, f)}
+    assert {w["Fn::GetAtt"][0] for w in RESULT_WRITERS} == writers
+
+
+def test_a_separate_results_bucket_is_optional_and_gets_the_results_grants(template: dict[str, Any]) -> None:
+    same = offline_resolver(template, stack_name="prod")
+    assert not same.resource_enabled("ResultsBucket")
+    variables = same.resolve(function_property(template, "BatchCheckerFunction", "Environment"))["Variables"]
+    assert Settings.from_env({k: str(v) for k, v in variables.items()}).results_bucket == ""
+    separate = offline_resolver(template, stack_name="prod", parameter_overrides={"SeparateResultsBucket": "true"})
+    assert separate.resource_enabled("ResultsBucket")
+    assert separate.resource_enabled("ResultsBucketPolicy")
+    bucket = separate.resolve({"Ref": "ResultsBucket"})
+    variables = separate.resolve(function_property(template, "BatchCheckerFunction", "Environment"))["Variables"]
+    assert Settings.from_env({k: str(v) for k, v in variables.items()}).results_bucket == bucket
+    for function_id in ("BatchCheckerFunction", "SweeperFunction"):
+        resources = {
+            arn
+            for owner, statement in policy_statements(template)
+            if owner == function_id and {"s3:PutObject", "s3:GetObject"} & set(as_list(statement["Action"]))
+            for arn in as_list(separate.resolve(statement["Resource"]))
+        }
+        assert resources == {f"arn:aws:s3:::{bucket}/results/*"}
+    results = separate.resolve(props(template, "ResultsBucket"))
+    assert results["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(results["PublicAccessBlockConfiguration"].values())
+    assert "NotificationConfiguration" not in results  # results are never ingested
+
+
+def test_only_the_stacks_functions_may_put_events_on_its_bus(template: dict[str, Any]) -> None:
+    policy = props(template, "EventBusPolicy")
+    assert policy["EventBusName"] == {"Ref": "EventBus"}
+    statement = policy["Statement"]
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", "*", "events:PutEvents")
+    assert statement["Resource"] == {"Fn::GetAtt": ["EventBus", "Arn"]}
+    roles = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert roles == [{"Fn::GetAtt": [f"{f}Role", "Arn"]} for f in FUNCTIONS]
+    assert all("events:PutEvents" in granted_actions(template, f) for f in FUNCTIONS)
+
+
+def test_the_api_key_secret_has_no_fixed_name(template: dict[str, Any]) -> None:
+    secret = resource(template, "ApiKeySecret")
+    assert "Name" not in secret["Properties"]
+    assert secret["DeletionPolicy"] == "Retain"
 
 
 def test_table_keys_indexes_ttl_and_protection(template: dict[str, Any]) -> None:
@@ -585,31 +699,183 @@ def test_the_results_read_back_is_confined_to_the_results_prefix(template: dict[
 # --- alarms and outputs -----------------------------------------------------------------------------------------
 
 
-def test_alarms_watch_the_metrics_the_functions_emit(template: dict[str, Any], resolver: Resolver) -> None:
-    variables = resolver.resolve(function_property(template, "FlusherFunction", "Environment"))["Variables"]
-    alarms = {
-        p["MetricName"]: p
-        for spec in template["Resources"].values()
-        if spec["Type"] == "AWS::CloudWatch::Alarm"
-        for p in [resolver.resolve(spec["Properties"])]
+# The metrics the alarms and the dashboard read, with the dimension names each is emitted with (namespace
+# MetricsNamespace; "service" is Powertools' default dimension, POWERTOOLS_SERVICE_NAME). Heartbeat comes from
+# videobatch.handler in a blob of its own; the rest from the services and the handler decorator.
+SERVICE = ("service",)
+METRIC_CONTRACT: dict[str, tuple[str, ...]] = {
+    "Heartbeat": ("service", "function"),
+    "PipelineFaults": SERVICE,
+    "OldestQueuedItemAgeSeconds": SERVICE,
+    "OldestSubmittedItemAgeSeconds": SERVICE,
+    "ItemsFailed": SERVICE,
+    "ItemsFailedUser": SERVICE,
+    "ItemsFailedPipeline": SERVICE,
+    "TwelveLabsErrors": SERVICE,
+    "TwelveLabsAuthErrors": SERVICE,
+    "TwelveLabsThrottles": SERVICE,
+    "TwelveLabsServerErrors": SERVICE,
+    "FreeSlots": SERVICE,
+    "ActiveBatches": SERVICE,
+    "QueuedItems": SERVICE,
+    "BatchesSubmitted": SERVICE,
+    "ItemsSucceeded": SERVICE,
+    "ItemsRequeued": SERVICE,
+}
+FUNCTION_DIMENSION = {
+    "IngestFunction": "ingest",
+    "AssetCheckerFunction": "asset_checker",
+    "FlusherFunction": "flusher",
+    "BatchCheckerFunction": "batch_checker",
+    "SweeperFunction": "sweeper",
+}
+SCHEDULE_PARAMETER = {
+    "AssetCheckerFunction": "AssetCheckRate",
+    "FlusherFunction": "FlushRate",
+    "BatchCheckerFunction": "BatchCheckRate",
+    "SweeperFunction": "SweepRate",
+}
+
+
+def alarms(template: dict[str, Any], resolver: Resolver) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resolver.resolve(spec["Properties"])
+        for logical_id, spec in template["Resources"].items()
+        if spec["Type"] == "AWS::CloudWatch::Alarm" and resolver.resource_enabled(logical_id)
     }
-    assert set(alarms) == {"ApproximateNumberOfMessagesVisible", "OldestQueuedItemAgeSeconds", "ItemsFailed"}
-    dlq = alarms["ApproximateNumberOfMessagesVisible"]
-    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": "prod-IngestDeadLetterQueue"}]
-    assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (0, "GreaterThanThreshold")
-    for name in ("OldestQueuedItemAgeSeconds", "ItemsFailed"):
-        assert alarms[name]["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
-        # Powertools adds the service name as a "service" dimension to every metric.
-        assert alarms[name]["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
-    assert alarms["ItemsFailed"]["Statistic"] == "Sum"
-    assert all("AlarmActions" not in alarm for alarm in alarms.values())
 
 
-def test_alarm_topic_is_optional(template: dict[str, Any]) -> None:
+def rate_seconds(expression: str) -> int:
+    amount, unit = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", expression).groups()  # type: ignore[union-attr]
+    return int(amount) * {"minute": 60, "hour": 3600, "day": 86400}[unit]
+
+
+def test_the_expected_alarms_exist(template: dict[str, Any], resolver: Resolver) -> None:
+    expected = {
+        "IngestDeadLetterAlarm",
+        "OldestQueuedItemAlarm",
+        "OldestSubmittedItemAlarm",
+        "ItemsFailedPipelineAlarm",
+        "TwelveLabsAuthErrorsAlarm",
+        "TwelveLabsServerErrorsAlarm",
+    }
+    expected |= {f"{f.removesuffix('Function')}HeartbeatAlarm" for f in SCHEDULE_PARAMETER}
+    expected |= {f"{f.removesuffix('Function')}{kind}Alarm" for f in FUNCTIONS for kind in ("Errors", "Throttles")}
+    assert set(alarms(template, resolver)) == expected
+
+
+def test_every_custom_metric_alarm_follows_the_metric_contract(template: dict[str, Any], resolver: Resolver) -> None:
+    variables = resolver.resolve(function_property(template, "FlusherFunction", "Environment"))["Variables"]
+    service = variables["POWERTOOLS_SERVICE_NAME"]
+    custom = {lid: a for lid, a in alarms(template, resolver).items() if a["Namespace"] == "VideoBatch"}
+    assert len(custom) == 9
+    for logical_id, alarm in custom.items():
+        assert alarm["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
+        names = tuple(d["Name"] for d in alarm["Dimensions"])
+        assert names == METRIC_CONTRACT[alarm["MetricName"]], logical_id
+        assert {"Name": "service", "Value": service} in alarm["Dimensions"]
+        assert alarm["DatapointsToAlarm"] <= alarm["EvaluationPeriods"]
+
+
+def test_the_failure_alarm_ignores_rejected_uploads(template: dict[str, Any], resolver: Resolver) -> None:
+    alarm = alarms(template, resolver)["ItemsFailedPipelineAlarm"]
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["Period"]) == ("ItemsFailedPipeline", "Sum", 3600)
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == ("0", "GreaterThanThreshold")
+
+
+@pytest.mark.parametrize("function_id", list(SCHEDULE_PARAMETER))
+def test_heartbeat_alarms_fit_their_schedules(template: dict[str, Any], resolver: Resolver, function_id: str) -> None:
+    alarm = alarms(template, resolver)[f"{function_id.removesuffix('Function')}HeartbeatAlarm"]
+    assert alarm["MetricName"] == "Heartbeat"
+    assert {"Name": "function", "Value": FUNCTION_DIMENSION[function_id]} in alarm["Dimensions"]
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "SampleCount",
+        1,
+        "LessThanThreshold",
+    )
+    # No run at all is no data: that must breach.
+    assert alarm["TreatMissingData"] == "breaching"
+    schedule = rate_seconds(template["Parameters"][SCHEDULE_PARAMETER[function_id]]["Default"])
+    # Each period holds at least two scheduled runs (a run late by a minute never empties one), and the alarm
+    # waits for at least three missed runs.
+    assert alarm["Period"] >= 2 * schedule
+    assert alarm["Period"] * alarm["DatapointsToAlarm"] >= 3 * schedule
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+@pytest.mark.parametrize("kind", ["Errors", "Throttles"])
+def test_lambda_alarms_watch_each_function(
+    template: dict[str, Any], resolver: Resolver, function_id: str, kind: str
+) -> None:
+    alarm = alarms(template, resolver)[f"{function_id.removesuffix('Function')}{kind}Alarm"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", kind, "Sum")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": resolver.resolve({"Ref": function_id})}]
+    assert alarm["TreatMissingData"] == "notBreaching"
+    schedule = SCHEDULE_PARAMETER.get(function_id)
+    if schedule is not None:
+        # Every period of the evaluation holds a scheduled run, so a failing function fails in each of them.
+        assert alarm["Period"] >= 2 * rate_seconds(template["Parameters"][schedule]["Default"])
+
+
+def test_the_submitted_age_alarm_waits_past_a_batchs_life_and_its_expiry_check(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    alarm = alarms(template, resolver)["OldestSubmittedItemAlarm"]
+    assert alarm["MetricName"] == "OldestSubmittedItemAgeSeconds"
+    grace = template["Parameters"]["ExpiryGraceSeconds"]["Default"]
+    assert int(alarm["Threshold"]) >= 24 * 3600 + grace + 1800
+
+
+def test_alarm_actions_are_optional(template: dict[str, Any]) -> None:
+    assert all(a["AlarmActions"] == [] == a["OKActions"] for a in alarms(template, offline_resolver(template)).values())
     topic = "arn:aws:sns:us-east-1:123456789012:ops"
     resolver = offline_resolver(template, parameter_overrides={"AlarmTopicArn": topic})
-    alarm = resolver.resolve(props(template, "ItemsFailedAlarm"))
-    assert alarm["AlarmActions"] == [topic]
+    assert not resolver.resource_enabled("AlarmTopic")
+    assert all(a["AlarmActions"] == [topic] for a in alarms(template, resolver).values())
+
+
+def test_an_alarm_email_gets_a_topic_the_alarms_notify(template: dict[str, Any]) -> None:
+    resolver = offline_resolver(template, parameter_overrides={"AlarmEmail": "ops@example.com"})
+    assert resolver.resource_enabled("AlarmTopic")
+    assert resolver.resolve(props(template, "AlarmTopic"))["Subscription"] == [
+        {"Protocol": "email", "Endpoint": "ops@example.com"}
+    ]
+    topic = resolver.resolve({"Ref": "AlarmTopic"})
+    assert all(a["AlarmActions"] == [topic] == a["OKActions"] for a in alarms(template, resolver).values())
+
+
+def dashboard_metrics(template: dict[str, Any], resolver: Resolver) -> list[list[Any]]:
+    body = json.loads(resolver.resolve(props(template, "Dashboard")["DashboardBody"]))
+    return [m for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]]
+
+
+def test_the_dashboard_shows_only_metrics_that_exist(template: dict[str, Any], resolver: Resolver) -> None:
+    function_names = {resolver.resolve({"Ref": f}) for f in FUNCTIONS}
+    seen: set[str] = set()
+    for metric in dashboard_metrics(template, resolver):
+        namespace, name, *rest = metric
+        dimensions = [d for d in rest if not isinstance(d, dict)]
+        keys = tuple(dimensions[::2])
+        if namespace == "AWS/Lambda":
+            assert keys == ("FunctionName",)
+            assert dimensions[1] in function_names
+        else:
+            assert namespace == "VideoBatch"
+            assert keys == METRIC_CONTRACT[name], name
+            assert dimensions[1] == "videobatch"
+        seen.add(name)
+    assert seen >= {
+        "QueuedItems",
+        "OldestQueuedItemAgeSeconds",
+        "ActiveBatches",
+        "FreeSlots",
+        "BatchesSubmitted",
+        "ItemsSucceeded",
+        "ItemsFailedPipeline",
+        "TwelveLabsServerErrors",
+        "Errors",
+        "Duration",
+    }
 
 
 def test_outputs_name_the_resources_a_client_needs(template: dict[str, Any]) -> None:

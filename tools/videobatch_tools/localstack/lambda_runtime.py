@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo
 
 from videobatch.clock import Clock
@@ -26,7 +27,7 @@ class LocalLambdaContext:
         self.invoked_function_arn = function.arn
         self.memory_limit_in_mb = function.memory_mb
         self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function.name}"
+        self.log_group_name = function.log_group or f"/aws/lambda/{function.name}"
         self.log_stream_name = f"{started:%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         self.identity: Any = None
         self.client_context: Any = None
@@ -65,12 +66,26 @@ _CREATED_REASONS: Mapping[str, str] = {
 }
 
 
+def event_key(key: str) -> str:
+    """An object key as S3 writes it into its event notifications: URL form encoding of the UTF-8 bytes.
+
+    A space becomes ``+``, every byte outside the unreserved characters (``A-Z a-z 0-9 - _ . ~``) and ``/``
+    becomes ``%XX``: ``my video.mp4`` -> ``my+video.mp4``, ``café`` -> ``caf%C3%A9``, ``+`` -> ``%2B``,
+    ``%`` -> ``%25``. Consumers decode it with ``urllib.parse.unquote_plus``.
+    """
+    return quote_plus(key, safe="/")
+
+
 def object_created_event(notification: S3Notification, *, moment: datetime, sequencer: str) -> dict[str, Any] | None:
     """The exact "Object Created" event S3 sends to EventBridge, or None for other S3 events."""
     reason = _CREATED_REASONS.get(notification.event_name)
     if reason is None:
         return None
-    s3_object: dict[str, Any] = {"key": notification.key, "size": notification.size, "etag": notification.etag}
+    s3_object: dict[str, Any] = {
+        "key": event_key(notification.key),
+        "size": notification.size,
+        "etag": notification.etag,
+    }
     if notification.version_id is not None:
         s3_object["version-id"] = notification.version_id
     s3_object["sequencer"] = sequencer

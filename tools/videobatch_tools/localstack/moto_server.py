@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from videobatch_tools.localstack.s3_tap import S3NotificationTap, tap_s3_eventbridge
@@ -68,14 +69,37 @@ def patched_environ(values: Mapping[str, str], remove: tuple[str, ...] = ()) -> 
                 os.environ[name] = value
 
 
+# S3 refuses a key longer than this many bytes (UTF-8) with KeyTooLongError; moto accepts any length.
+S3_MAX_KEY_BYTES = 1024
+# The S3 operations that create an object under a key of the caller's choosing.
+_S3_KEY_WRITES = ("PutObject", "CopyObject", "CreateMultipartUpload")
+
+
+def refuse_long_s3_keys(params: Mapping[str, Any], model: Any, **_: Any) -> None:
+    """botocore hook: answer a write with a key over 1,024 bytes as S3 does, before the request reaches moto."""
+    key = params.get("Key")
+    if isinstance(key, str) and len(key.encode("utf-8")) > S3_MAX_KEY_BYTES:
+        error = {
+            "Error": {"Code": "KeyTooLongError", "Message": "Your key is too long", "Size": str(len(key.encode()))},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        raise ClientError(error, model.name)  # type: ignore[arg-type]
+
+
 def local_session(region: str = DEFAULT_REGION) -> boto3.session.Session:
-    """A boto3 session with dummy credentials; pass ``endpoint_url`` to every client made from it."""
-    return boto3.session.Session(
+    """A boto3 session with dummy credentials; pass ``endpoint_url`` to every client made from it.
+
+    Its S3 clients enforce the rules of AWS moto leaves out (``refuse_long_s3_keys``).
+    """
+    session = boto3.session.Session(
         aws_access_key_id=_FAKE_KEY_ID,
         aws_secret_access_key=_FAKE_SECRET,
         aws_session_token=_FAKE_SECRET,
         region_name=region,
     )
+    for operation in _S3_KEY_WRITES:
+        session.events.register(f"before-parameter-build.s3.{operation}", refuse_long_s3_keys)
+    return session
 
 
 @dataclass(frozen=True)

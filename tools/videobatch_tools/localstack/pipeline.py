@@ -5,6 +5,13 @@ real handlers, all on one virtual clock.
 loaded from the paths the template names (CodeUri + Handler), so the template, the wiring and the code cannot
 drift apart; the runtime container every handler uses is built around the shared ManualClock, the moto endpoint
 and the emulator, exactly as ``get_runtime()`` would build it from the environment in Lambda.
+
+Powertools reads its environment (service name, metrics namespace, log level) when its objects are created, at
+import in Lambda, where the environment is set first. So does the local stack: the template's Powertools variables
+are set before ``videobatch.runtime`` and the handlers are imported (this module imports neither at load). A
+process that imported them earlier (a test session, the simulation) gets the shared Logger and Metrics configured
+from the same variables instead, so the EMF carries ``Dimensions: [["service"]]`` and the logs the service name,
+as in Lambda.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from contextlib import ExitStack, contextmanager, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from videobatch.clock import ManualClock
 from videobatch.config import Settings
@@ -32,19 +39,23 @@ from videobatch.domain.records import (
     ItemRecord,
     queued_queue,
 )
-from videobatch.runtime import Runtime, build_runtime, logger, metrics, set_runtime
+from videobatch.runtime import Runtime, build_runtime, logger, set_runtime
 from videobatch.twelvelabs import limits
 from videobatch_tools.emulator.models import EmulatorSettings
 from videobatch_tools.emulator.server import EmulatorConfig, EmulatorServer
-from videobatch_tools.localstack.moto_server import MotoEndpoint, moto_server
+from videobatch_tools.localstack.moto_server import MotoEndpoint, moto_server, patched_environ
 from videobatch_tools.localstack.resources import LocalStack, create_stack
 from videobatch_tools.localstack.template import default_template_path, load_template
-from videobatch_tools.localstack.wiring import LocalWiring, RunReport, StepReport, WiringStalledError
+from videobatch_tools.localstack.wiring import LocalWiring, RunReport, StepReport, WiringError, WiringStalledError
+
+if TYPE_CHECKING:
+    from videobatch.runtime import Runtime
 
 Handler = Callable[[dict[str, Any], Any], Any]
 # Wraps the handler of a function (by logical id), e.g. to observe every invocation in a test or a benchmark.
 HandlerHook = Callable[[str, Handler], Handler]
 STACK_NAME = "videobatch"
+POWERTOOLS_VARIABLES = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL")
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
@@ -56,6 +67,44 @@ def load_handlers(stack: LocalStack, repo_root: Path) -> dict[str, Handler]:
         path = repo_root / function.code_uri / f"{module_name.replace('.', '/')}.py"
         handlers[function_id] = getattr(_import_file(f"videobatch_functions.{module_name}", path), attribute)
     return handlers
+
+
+def powertools_environment(stack: LocalStack) -> dict[str, str]:
+    """The Powertools variables of the template's functions; one process shares one Logger and one Metrics, so
+    every function must have the same (they come from Globals)."""
+    seen = {
+        tuple((name, env[name]) for name in POWERTOOLS_VARIABLES if name in env)
+        for env in (stack.env(function_id) for function_id in stack.functions)
+    }
+    if len(seen) != 1:
+        raise WiringError(f"functions differ in their Powertools environment, the local stack runs one: {seen}")
+    return dict(seen.pop())
+
+
+@contextmanager
+def powertools_configured(environment: Mapping[str, str]) -> Iterator[None]:
+    """The Powertools environment set for the block, and the shared Logger and Metrics following it.
+
+    Imported here for the first time, ``videobatch.runtime`` creates them under ``environment`` (as in Lambda);
+    imported earlier, they are set to what that import would have read, and put back after the block.
+    """
+    with patched_environ(environment):
+        from videobatch.runtime import logger, metrics
+
+        service = environment.get("POWERTOOLS_SERVICE_NAME")
+        previous = (metrics.namespace, metrics.service, logger.service, logger.log_level)
+        metrics.namespace = environment.get("POWERTOOLS_METRICS_NAMESPACE")
+        metrics.service = service
+        if service is not None:
+            logger.service = service
+            logger.append_keys(service=service)
+        logger.setLevel(environment.get("POWERTOOLS_LOG_LEVEL", "INFO"))
+        try:
+            yield
+        finally:
+            metrics.namespace, metrics.service, logger.service, level = previous
+            logger.append_keys(service=logger.service)
+            logger.setLevel(level)
 
 
 def _import_file(name: str, path: Path) -> ModuleType:
@@ -148,9 +197,9 @@ class LocalPipeline:
         )
         environment = self.stack.env("FlusherFunction")
         self.settings = Settings.from_env(environment)
-        # In Lambda, Powertools reads these when the module is first imported; here that import came earlier.
-        metrics.namespace = environment["POWERTOOLS_METRICS_NAMESPACE"]
-        logger.setLevel(environment.get("POWERTOOLS_LOG_LEVEL", "INFO"))
+        # Before the first import of videobatch.runtime and the handlers, as Lambda sets it before the import.
+        self._exit.enter_context(powertools_configured(powertools_environment(self.stack)))
+
         self.runtime: Runtime = build_runtime(
             self.settings, clock=self.clock, session=self.session, api_key=self.api_key
         )
@@ -196,6 +245,11 @@ class LocalPipeline:
         with self._lambda_streams():
             return self.wiring.run_until_idle(self.clock.advance, max_steps=max_steps)
 
+    def run_for(self, seconds: float) -> RunReport:
+        """Drive the wiring for ``seconds`` of virtual time, the schedules firing on after the work is done."""
+        with self._lambda_streams():
+            return self.wiring.run_for(self.clock.advance, seconds)
+
     def run_until(self, condition: Callable[[], bool], max_steps: int = 10_000) -> RunReport:
         """Drive the wiring as ``run_until_idle`` does, but stop as soon as ``condition()`` holds after a step.
 
@@ -225,6 +279,7 @@ class LocalPipeline:
 
     @contextmanager
     def _lambda_streams(self) -> Iterator[None]:
+
         stream = logger.registered_handler
         previous = stream.setStream(self._lambda_output) if isinstance(stream, logging.StreamHandler) else None
         try:

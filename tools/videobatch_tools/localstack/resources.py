@@ -31,8 +31,10 @@ NOT_CREATED: Mapping[str, str] = {
     "AWS::Lambda::Function": "LocalWiring calls the handlers in-process",
     "AWS::Serverless::LayerVersion": "the shared package is imported directly",
     "AWS::IAM::Role": "moto does not enforce IAM; roles only need their ARN",
-    "AWS::CloudWatch::Alarm": "nothing evaluates alarms locally",
-    "AWS::S3::BucketPolicy": "moto does not enforce bucket policies (the template test checks the TLS rule)",
+    # moto evaluates bucket policies against its one dummy caller over plain HTTP, not the functions' roles over
+    # TLS: both statements (TLS only, results written only by their writers) would refuse every local request.
+    # tests/infra/test_template.py checks them.
+    "AWS::S3::BucketPolicy": "moto would evaluate it against its one dummy caller over plain HTTP",
 }
 
 _NAME_PROPERTY: Mapping[str, str] = {
@@ -46,6 +48,10 @@ _NAME_PROPERTY: Mapping[str, str] = {
     "AWS::IAM::Role": "RoleName",
     "AWS::Serverless::Function": "FunctionName",
     "AWS::Lambda::Function": "FunctionName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::SNS::Topic": "TopicName",
+    "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::CloudWatch::Dashboard": "DashboardName",
 }
 
 
@@ -60,6 +66,8 @@ class LocalFunction:
     memory_mb: int
     # The function's resolved Environment.Variables (Settings names plus Powertools).
     environment: Mapping[str, str]
+    # Where Lambda writes its logs: LoggingConfig.LogGroup, else /aws/lambda/<name>.
+    log_group: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,12 @@ def _plan_names(
 ) -> None:
     """Give every resource its local physical name and ARNs; names may refer to other names, so iterate."""
     pending = dict(template["Resources"])
+    # SAM creates "<FunctionId>Role" for a function without a Role; the template may refer to it (policies do).
+    for logical_id, spec in template["Resources"].items():
+        if spec.get("Type") == "AWS::Serverless::Function" and "Role" not in spec.get("Properties", {}):
+            name = f"{pseudo.stack_name}-{logical_id}Role"
+            arn = f"arn:{pseudo.partition}:iam::{pseudo.account_id}:role/{name}"
+            resources[f"{logical_id}Role"] = PhysicalResource(name, {"Arn": arn, "RoleId": name})
     while pending:
         progressed = False
         for logical_id, spec in list(pending.items()):
@@ -201,6 +215,8 @@ def _physical(
         "AWS::IAM::Role": f"{prefix}:iam::{account}:role/{name}",
         "AWS::Serverless::Function": f"{prefix}:lambda:{region}:{account}:function:{name}",
         "AWS::Lambda::Function": f"{prefix}:lambda:{region}:{account}:function:{name}",
+        "AWS::Logs::LogGroup": f"{prefix}:logs:{region}:{account}:log-group:{name}:*",
+        "AWS::CloudWatch::Alarm": f"{prefix}:cloudwatch:{region}:{account}:alarm:{name}",
         # Secrets Manager appends a random suffix; the builder replaces this with the real ARN.
         "AWS::SecretsManager::Secret": f"{prefix}:secretsmanager:{region}:{account}:secret:{name}",
     }
@@ -213,6 +229,10 @@ def _physical(
     if kind == "AWS::SecretsManager::Secret":
         arn = simple_arns[kind]
         return PhysicalResource(arn, {"Arn": arn, "Name": name})
+    if kind == "AWS::SNS::Topic":
+        # !Ref of a topic is its ARN.
+        arn = f"{prefix}:sns:{region}:{account}:{name}"
+        return PhysicalResource(arn, {"TopicArn": arn, "TopicName": name})
     if kind in simple_arns:
         return PhysicalResource(name, {"Arn": simple_arns[kind], "Name": name})
     return PhysicalResource(name)
@@ -222,6 +242,8 @@ def _local_function(
     template: Mapping[str, Any], logical_id: str, resolver: Resolver, resources: Mapping[str, PhysicalResource]
 ) -> LocalFunction:
     variables = resolver.resolve(function_property(template, logical_id, "Environment"))["Variables"]
+    logging_config = resolver.resolve(function_property(template, logical_id, "LoggingConfig") or {})
+    name = resources[logical_id].ref
     return LocalFunction(
         logical_id=logical_id,
         name=resources[logical_id].ref,
@@ -231,7 +253,8 @@ def _local_function(
         # Lambda's defaults when neither the function nor Globals say.
         timeout_seconds=int(function_property(template, logical_id, "Timeout") or 3),
         memory_mb=int(function_property(template, logical_id, "MemorySize") or 128),
-        environment={name: _env_text(value) for name, value in variables.items()},
+        environment={key: _env_text(value) for key, value in variables.items()},
+        log_group=str(logging_config.get("LogGroup") or f"/aws/lambda/{name}"),
     )
 
 
@@ -276,8 +299,13 @@ class _Builder:
         "AWS::DynamoDB::Table",
         "AWS::S3::Bucket",
         "AWS::Events::EventBus",
+        "AWS::Events::EventBusPolicy",
         "AWS::Events::Rule",
         "AWS::Scheduler::ScheduleGroup",
+        "AWS::Logs::LogGroup",
+        "AWS::SNS::Topic",
+        "AWS::CloudWatch::Alarm",
+        "AWS::CloudWatch::Dashboard",
     )
 
     def __init__(
@@ -302,6 +330,13 @@ class _Builder:
             "AWS::Events::EventBus": self._event_bus,
             "AWS::Events::Rule": self._rule,
             "AWS::Scheduler::ScheduleGroup": self._schedule_group,
+            # moto stores these without enforcing or evaluating them; the local stack's own alarm evaluator
+            # (``alarms``) reads the template's definitions.
+            "AWS::Events::EventBusPolicy": self._event_bus_policy,
+            "AWS::Logs::LogGroup": self._log_group,
+            "AWS::SNS::Topic": self._topic,
+            "AWS::CloudWatch::Alarm": self._alarm,
+            "AWS::CloudWatch::Dashboard": self._dashboard,
         }
 
     def create_all(self, template: Mapping[str, Any]) -> list[str]:
@@ -435,6 +470,62 @@ class _Builder:
 
     def _schedule_group(self, logical_id: str, props: dict[str, Any]) -> None:
         self._client("scheduler").create_schedule_group(Name=self._resources[logical_id].ref)
+
+    def _event_bus_policy(self, logical_id: str, props: dict[str, Any]) -> None:
+        events = self._client("events")
+        if "Statement" not in props:
+            raise NotImplementedError(f"{logical_id}: only the Statement form of EventBusPolicy is supported locally")
+        statement = {"Sid": props["StatementId"], **props["Statement"]}
+        policy = {"Version": "2012-10-17", "Statement": [statement]}
+        events.put_permission(EventBusName=props.get("EventBusName", "default"), Policy=json.dumps(policy))
+
+    def _log_group(self, logical_id: str, props: dict[str, Any]) -> None:
+        logs = self._client("logs")
+        name = self._resources[logical_id].ref
+        logs.create_log_group(logGroupName=name)
+        if "RetentionInDays" in props:
+            logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["RetentionInDays"]))
+
+    def _topic(self, logical_id: str, props: dict[str, Any]) -> None:
+        sns = self._client("sns")
+        arn = sns.create_topic(Name=self._resources[logical_id].attributes["TopicName"])["TopicArn"]
+        for subscription in props.get("Subscription", []):
+            sns.subscribe(TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"])
+
+    def _alarm(self, logical_id: str, props: dict[str, Any]) -> None:
+        request = {key: props[key] for key in _ALARM_PROPERTIES if key in props}
+        for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+            if key in request:
+                request[key] = int(request[key])
+        request["Threshold"] = float(props["Threshold"])
+        self._client("cloudwatch").put_metric_alarm(AlarmName=self._resources[logical_id].ref, **request)
+
+    def _dashboard(self, logical_id: str, props: dict[str, Any]) -> None:
+        body = props["DashboardBody"]
+        json.loads(body)  # CloudWatch refuses a body that is not JSON; so does the local stack
+        self._client("cloudwatch").put_dashboard(DashboardName=self._resources[logical_id].ref, DashboardBody=body)
+
+
+# CloudFormation alarm properties that are PutMetricAlarm parameters under the same name (Threshold converted).
+_ALARM_PROPERTIES = (
+    "ActionsEnabled",
+    "AlarmActions",
+    "AlarmDescription",
+    "ComparisonOperator",
+    "DatapointsToAlarm",
+    "Dimensions",
+    "EvaluateLowSampleCountPercentile",
+    "EvaluationPeriods",
+    "ExtendedStatistic",
+    "InsufficientDataActions",
+    "MetricName",
+    "Namespace",
+    "OKActions",
+    "Period",
+    "Statistic",
+    "TreatMissingData",
+    "Unit",
+)
 
 
 def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,14 @@ imports the functions. Time comes from an injected clock, so a simulation can ru
   overruns, the same event is delivered again one minute later and, failing again, two minutes after that (Lambda's
   default of two retries), then dropped, as Lambda does without an on-failure destination.
 
+Metrics: what each invocation prints in CloudWatch's Embedded Metric Format (Powertools writes EMF JSON to stdout)
+is extracted into ``metrics`` (an ``alarms.MetricStore``) at the virtual time it was printed, together with the
+Lambda metrics of every invocation (``AWS/Lambda`` ``Invocations``, ``Errors``, ``Throttles``, ``Duration`` per
+``FunctionName``) and, once a virtual minute, the depth of every queue of the stack (``AWS/SQS``
+``ApproximateNumberOfMessagesVisible`` per ``QueueName``), so the template's alarms can be evaluated against them.
+Failed invocations are kept as summaries (``InvocationError``: type and message), never as live exceptions, whose
+tracebacks would hold every frame of the failed run.
+
 Idle: ``run_until_idle`` stops when no S3 notification, queued or in-flight message, or pending one-time
 schedule remains, every periodic schedule has fired since the last work anywhere and reported no work, and the
 optional ``is_idle`` callback agrees. A periodic handler reports work by returning a mapping with an integer
@@ -29,17 +37,21 @@ optional ``is_idle`` callback agrees. A periodic handler reports work by returni
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TextIO
 
 import boto3
 from botocore.exceptions import ClientError
 
 from videobatch.clock import Clock
+from videobatch_tools.localstack.alarms import MetricStore
 from videobatch_tools.localstack.event_patterns import matches
 from videobatch_tools.localstack.lambda_runtime import (
     LocalLambdaContext,
@@ -75,12 +87,28 @@ class LambdaTimeoutError(TimeoutError):
 
 
 @dataclass(frozen=True)
+class InvocationError:
+    """What is kept of a failed invocation: the exception's type and message (as Lambda reports errorType and
+    errorMessage), not the exception, whose traceback would keep the failed run's frames alive."""
+
+    type: str
+    message: str
+
+    @classmethod
+    def of(cls, error: BaseException) -> InvocationError:
+        return cls(type=type(error).__name__, message=str(error)[:_ERROR_MESSAGE_CHARS])
+
+
+_ERROR_MESSAGE_CHARS = 2000
+
+
+@dataclass(frozen=True)
 class Invocation:
     function_id: str
     source: str
     event: Any
     result: Any
-    error: BaseException | None
+    error: InvocationError | None
     started_at: datetime
     finished_at: datetime
 
@@ -227,6 +255,14 @@ class LocalWiring:
         self._sequence = 0
         self._report = StepReport()
         self.invocations: list[Invocation] = []
+        self.metrics = MetricStore()
+        self._queues = [
+            (resource.attributes["QueueName"], resource.attributes["QueueUrl"])
+            for lid, resource in stack.resources.items()
+            if stack.template["Resources"].get(lid, {}).get("Type") == "AWS::SQS::Queue"
+            and self._resolver.resource_enabled(lid)
+        ]
+        self._queues_sampled_at: datetime | None = None
 
     # --- wiring read from the template -------------------------------------------------------------------------
 
@@ -308,7 +344,46 @@ class LocalWiring:
         self._fire_one_time()
         self._fire_periodic()
         self._fire_async_retries()
+        self._sample_queues()
         return self._report
+
+    def run_for(self, advance: Callable[[float], object], seconds: float, max_steps: int = 100_000) -> RunReport:
+        """Step and advance the clock to whatever is due next, idle or not, until ``seconds`` have passed.
+
+        Unlike ``run_until_idle`` the schedules keep firing after the work is done, as they do in AWS.
+        """
+        end = self._clock.now() + timedelta(seconds=seconds)
+        totals = StepReport()
+        advanced = 0.0
+        for steps in range(1, max_steps + 1):
+            report = self.step()
+            totals.add(report)
+            if report.did_work:
+                continue
+            due = self.next_due()
+            now = self._clock.now()
+            if now >= end:
+                return RunReport(steps=steps, advanced_seconds=advanced, totals=totals)
+            wait = ((end if due is None else min(due, end)) - now).total_seconds()
+            if wait > 0:
+                advance(wait)
+                advanced += wait
+        raise WiringStalledError(f"still working after {max_steps} steps: {self.pending()}")
+
+    def _sample_queues(self) -> None:
+        """Queue depths as SQS reports them to CloudWatch (once a virtual minute here, every minute there)."""
+        now = self._clock.now()
+        if self._queues_sampled_at is not None and now - self._queues_sampled_at < timedelta(minutes=1):
+            return
+        self._queues_sampled_at = now
+        for name, url in self._queues:
+            attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+                "Attributes"
+            ]
+            visible = float(attributes.get("ApproximateNumberOfMessages", "0"))
+            self.metrics.add(
+                "AWS/SQS", "ApproximateNumberOfMessagesVisible", visible, at=now, dimensions={"QueueName": name}
+            )
 
     def run_until_idle(self, advance: Callable[[float], object], max_steps: int = 10_000) -> RunReport:
         """Step, advancing the clock (through ``advance(seconds)``) to the next due time, until idle."""
@@ -623,22 +698,79 @@ class LocalWiring:
         environment = self._stack.env(function_id) if self._set_environment else {}
         result: Any = None
         error: BaseException | None = None
-        with patched_environ(environment):
+        emf = _EmfTap(sys.stdout, lambda blob: self.metrics.add_emf(blob, at=self._clock.now()))
+        with patched_environ(environment), redirect_stdout(emf):
             try:
                 result = self._handlers[function_id](event, context)
             except Exception as exc:
                 error = exc
+        emf.close()
         finished = self._clock.now()
         if error is None and finished > context.deadline:
             error = LambdaTimeoutError(f"{function_id} ran past its {function.timeout_seconds} s timeout")
-        invocation = Invocation(function_id, source, event, result, error, started, finished)
+        summary = None if error is None else InvocationError.of(error)
+        invocation = Invocation(function_id, source, event, result, summary, started, finished)
         self.invocations.append(invocation)
-        if error is not None:
+        self._lambda_metrics(function.name, invocation)
+        if error is not None and summary is not None:
             self._report.errors += 1
-            logger.error("%s failed (%s): %r", function_id, source, error)
+            logger.error("%s failed (%s): %s: %s", function_id, source, summary.type, summary.message)
             if self._raise:
                 raise error
         return invocation
+
+    def _lambda_metrics(self, function_name: str, invocation: Invocation) -> None:
+        dimensions = {"FunctionName": function_name}
+        at = invocation.started_at
+        duration_ms = (invocation.finished_at - invocation.started_at).total_seconds() * 1000
+        for name, value in (
+            ("Invocations", 1.0),
+            ("Errors", 0.0 if invocation.error is None else 1.0),
+            # The local stack runs every invocation (no concurrency limit): none is throttled.
+            ("Throttles", 0.0),
+            ("Duration", duration_ms),
+        ):
+            self.metrics.add("AWS/Lambda", name, value, at=at, dimensions=dimensions)
+
+
+class _EmfTap(io.TextIOBase):
+    """stdout of one invocation: passed through, and every complete line that is an EMF blob handed to ``on_blob``."""
+
+    def __init__(self, target: TextIO, on_blob: Callable[[dict[str, Any]], object]) -> None:
+        super().__init__()
+        self._target = target
+        self._on_blob = on_blob
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._target.write(text)
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def close(self) -> None:
+        if self._partial:
+            self._line(self._partial)
+            self._partial = ""
+        super().close()
+
+    def _line(self, line: str) -> None:
+        if not line.startswith("{") or '"_aws"' not in line:
+            return
+        try:
+            blob = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(blob, dict) and isinstance(blob.get("_aws"), dict):
+            self._on_blob(blob)
 
 
 def _work_done(invocation: Invocation) -> int | None:
@@ -665,6 +797,7 @@ def _lambda_message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
 __all__ = [
     "Handler",
     "Invocation",
+    "InvocationError",
     "LambdaTimeoutError",
     "LocalWiring",
     "RunReport",
