@@ -123,3 +123,23 @@ def _assert_document(
     assert part["window"] == {"index": 0, "start_seconds": 0.0, "end_seconds": pytest.approx(3.0, abs=0.5)}
     assert part["data"] == json.loads(emulated["result"]["data"])
     assert {"title", "summary", "topics", "tone", "key_moments"} <= set(part["data"])
+
+
+def test_with_a_separate_results_bucket_results_land_there_and_not_beside_the_videos(
+    start_pipeline: StartPipeline, media: Media
+) -> None:
+    harness = start_pipeline(parameter_overrides={"SeparateResultsBucket": "true", "MaxWaitSeconds": "0"})
+    settings = harness.pipeline.settings
+    assert settings.results_bucket
+    assert settings.results_bucket != harness.pipeline.bucket
+    harness.subscribe_events()
+    item_id = harness.upload("videos/cat.mp4", media.video(2.0))
+    harness.run_until_idle()
+    item = harness.item(item_id)
+    assert item.state is ItemState.DONE
+    assert item.result_key is not None
+    assert harness.result(item)["source"]["key"] == "videos/cat.mp4"  # read from the results bucket
+    beside = harness.pipeline.client("s3").list_objects_v2(Bucket=harness.pipeline.bucket, Prefix="results/")
+    assert beside.get("KeyCount", 0) == 0
+    (succeeded,) = [e for e in harness.published() if e["detail-type"] == "Item Succeeded"]
+    assert succeeded["detail"]["result_s3_uri"] == f"s3://{settings.results_bucket}/{item.result_key}"

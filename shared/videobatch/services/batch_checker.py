@@ -192,12 +192,13 @@ class BatchCheckService:
             merged = merge_window_results(item.analysis_mode, self._response_format_type(item), parts)
             key = result_key(self._settings.results_prefix, item.key, item.version_id)
             body = result_document(item, record, windows, lines, merged)
-            self._objects.write_once(item.bucket, key, body, "application/json")
+            bucket = self._settings.results_bucket or item.bucket
+            self._objects.write_once(bucket, key, body, "application/json")
         except (InvalidInputError, StaleStateError, ValueError) as fault:
             # This item's result cannot be stored: it fails alone with the reason, the batch goes on.
             run.failed += self._writer.fail(item, _result_failure(item, fault)) is not None
             return
-        if self._writer.finish(item, key, merged) is not None:
+        if self._writer.finish(item, f"s3://{bucket}/{key}", key, merged) is not None:
             run.succeeded += 1
 
     def _response_format_type(self, item: ItemRecord) -> str | None:

@@ -314,7 +314,8 @@ class LocalPipeline:
                     yield item
 
     def read_result(self, key: str) -> bytes:
-        body: bytes = self.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        bucket = self.settings.results_bucket or self.bucket
+        body: bytes = self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
         return body
 
 
