@@ -6,7 +6,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from videobatch_tools.emulator.media import probe_media
+from twelvelabs_emulator.media import probe_media
 from videobatch_tools.samples import write_sample_video
 
 TWO_AND_A_HALF_HOURS_SECONDS = 9_000.0

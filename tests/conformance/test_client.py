@@ -19,6 +19,7 @@ import pytest
 
 from tests.emulator import support
 from tests.emulator.support import API_KEY, Emu, running
+from twelvelabs_emulator.server import EmulatorServer
 from videobatch.clock import ManualClock, SystemClock
 from videobatch.errors import (
     AuthenticationError,
@@ -34,7 +35,6 @@ from videobatch.errors import (
 from videobatch.twelvelabs.client import TwelveLabsClient
 from videobatch.twelvelabs.models import AnalysisOptions, BatchCreateRequest, BatchItemRequest, Prompt, VideoContext
 from videobatch.twelvelabs.validation import parse_batch_request
-from videobatch_tools.emulator.server import EmulatorServer
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from videobatch_tools.emulator import EmulatorConfig, EmulatorServer, EmulatorSettings
+from twelvelabs_emulator import EmulatorConfig, EmulatorServer, EmulatorSettings
 
 API_KEY = "test-key"
 ASSET_READY_SECONDS = 5.0

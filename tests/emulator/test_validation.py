@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from twelvelabs_emulator.api_errors import ApiError
+from twelvelabs_emulator.command import build_config
+from twelvelabs_emulator.validation import parse_batch_request, plan_window
 from videobatch_tools.cli import build_parser
-from videobatch_tools.emulator.api_errors import ApiError
-from videobatch_tools.emulator.command import build_config
-from videobatch_tools.emulator.validation import parse_batch_request, plan_window
 
 VIDEO = {"type": "asset_id", "asset_id": "a" * 24}
 SEGMENTS: dict[str, Any] = {"type": "segment_definitions", "segment_definitions": [{"id": "s", "description": "d"}]}

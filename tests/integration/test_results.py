@@ -10,9 +10,9 @@ import pytest
 
 from tests.integration.conftest import StartPipeline
 from tests.integration.support import Harness, Media
+from twelvelabs_emulator.models import EmulatorSettings
 from videobatch.domain.items import ItemState
 from videobatch.services.records import BatchState
-from videobatch_tools.emulator.models import EmulatorSettings
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ import av
 from av.container import OutputContainer
 from av.video.plane import VideoPlane
 
-from videobatch_tools.emulator.media import quiet_libav_logs
+from twelvelabs_emulator.media import quiet_libav_logs
 
 AUDIO_SAMPLE_RATE_HZ = 8_000
 # AAC encodes fixed frames of 1024 samples.

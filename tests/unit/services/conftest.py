@@ -6,8 +6,8 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
+from twelvelabs_emulator import EmulatorConfig, EmulatorServer, EmulatorSettings
 from videobatch.clock import ManualClock
-from videobatch_tools.emulator import EmulatorConfig, EmulatorServer, EmulatorSettings
 from videobatch_tools.samples import write_non_video, write_sample_video
 
 from .harness import API_KEY, Stack, make_settings

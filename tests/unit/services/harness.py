@@ -13,6 +13,7 @@ import boto3
 import httpx
 from botocore.config import Config
 
+from twelvelabs_emulator import EmulatorServer
 from videobatch.adapters.dynamodb import (
     DynamoBatchRepository,
     DynamoClaimRepository,
@@ -32,7 +33,6 @@ from videobatch.services.batch_checker import BatchCheckService
 from videobatch.services.flusher import FlushService
 from videobatch.services.ingest import IngestResult, IngestService, parse_object_created
 from videobatch.twelvelabs.client import TwelveLabsClient
-from videobatch_tools.emulator import EmulatorServer
 
 REGION = "us-east-1"
 BUCKET = "uploads"

@@ -18,10 +18,10 @@ from typing import Any, TextIO
 
 import httpx
 
+from twelvelabs_emulator.server import EmulatorConfig, EmulatorServer
 from videobatch.twelvelabs.client import TwelveLabsClient
 from videobatch.twelvelabs.models import Asset, BatchCreateRequest, BatchResultItem
 from videobatch_tools import samples
-from videobatch_tools.emulator.server import EmulatorConfig, EmulatorServer
 
 SUMMARY_SCHEMA: dict[str, Any] = {
     "type": "object",

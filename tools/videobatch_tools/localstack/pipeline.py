@@ -22,6 +22,8 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, TextIO
 
+from twelvelabs_emulator.models import EmulatorSettings
+from twelvelabs_emulator.server import EmulatorConfig, EmulatorServer
 from videobatch.clock import ManualClock
 from videobatch.config import Settings
 from videobatch.runtime import Runtime, build_runtime, logger, metrics, set_runtime
@@ -34,8 +36,6 @@ from videobatch.services.records import (
     queued_queue,
 )
 from videobatch.twelvelabs import limits
-from videobatch_tools.emulator.models import EmulatorSettings
-from videobatch_tools.emulator.server import EmulatorConfig, EmulatorServer
 from videobatch_tools.localstack.moto_server import MotoEndpoint, moto_server
 from videobatch_tools.localstack.resources import LocalStack, create_stack
 from videobatch_tools.localstack.template import default_template_path, load_template

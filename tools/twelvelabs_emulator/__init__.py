@@ -9,17 +9,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from videobatch_tools.emulator.models import EmulatorSettings
-    from videobatch_tools.emulator.server import EmulatorConfig, EmulatorServer
-    from videobatch_tools.emulator.state import EmulatorState
+    from twelvelabs_emulator.models import EmulatorSettings
+    from twelvelabs_emulator.server import EmulatorConfig, EmulatorServer
+    from twelvelabs_emulator.state import EmulatorState
 
 __all__ = ["EmulatorConfig", "EmulatorServer", "EmulatorSettings", "EmulatorState"]
 
 _EXPORTS = {
-    "EmulatorConfig": "videobatch_tools.emulator.server",
-    "EmulatorServer": "videobatch_tools.emulator.server",
-    "EmulatorSettings": "videobatch_tools.emulator.models",
-    "EmulatorState": "videobatch_tools.emulator.state",
+    "EmulatorConfig": "twelvelabs_emulator.server",
+    "EmulatorServer": "twelvelabs_emulator.server",
+    "EmulatorSettings": "twelvelabs_emulator.models",
+    "EmulatorState": "twelvelabs_emulator.state",
 }
 
 

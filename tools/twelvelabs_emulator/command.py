@@ -20,8 +20,8 @@ def register(subparsers: Any) -> None:
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    from videobatch_tools.emulator.models import EmulatorSettings
-    from videobatch_tools.emulator.server import EmulatorConfig
+    from twelvelabs_emulator.models import EmulatorSettings
+    from twelvelabs_emulator.server import EmulatorConfig
 
     settings = EmulatorSettings(
         item_concurrency=args.item_concurrency,
@@ -34,7 +34,7 @@ def build_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from videobatch_tools.emulator.server import EmulatorServer
+    from twelvelabs_emulator.server import EmulatorServer
 
     server = EmulatorServer(build_config(args))
     print(f"TwelveLabs emulator on http://{args.host}:{args.port}/v1.3 (clock: {args.clock})", flush=True)

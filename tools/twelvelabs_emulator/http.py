@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from videobatch_tools.emulator.api_errors import ApiError, invalid
+from twelvelabs_emulator.api_errors import ApiError, invalid
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from videobatch.clock import Clock, ManualClock, rfc3339
-from videobatch.twelvelabs import limits
-from videobatch_tools.emulator import views
-from videobatch_tools.emulator.api_errors import ApiError, invalid, not_found
-from videobatch_tools.emulator.faults import FaultPlan
-from videobatch_tools.emulator.media import MediaInfo, MediaProbeError, probe_media
-from videobatch_tools.emulator.models import (
+from twelvelabs_emulator import views
+from twelvelabs_emulator.api_errors import ApiError, invalid, not_found
+from twelvelabs_emulator.faults import FaultPlan
+from twelvelabs_emulator.media import MediaInfo, MediaProbeError, probe_media
+from twelvelabs_emulator.models import (
     AssetMethod,
     AssetRecord,
     BatchRecord,
@@ -33,9 +31,11 @@ from videobatch_tools.emulator.models import (
     ItemRecord,
     UploadSession,
 )
-from videobatch_tools.emulator.outputs import OutputGenerationError, generate_output
-from videobatch_tools.emulator.processing import advance_batch, request_cancel
-from videobatch_tools.emulator.validation import BatchRequest, plan_window
+from twelvelabs_emulator.outputs import OutputGenerationError, generate_output
+from twelvelabs_emulator.processing import advance_batch, request_cancel
+from twelvelabs_emulator.validation import BatchRequest, plan_window
+from videobatch.clock import Clock, ManualClock, rfc3339
+from videobatch.twelvelabs import limits
 
 UPLOAD_SESSION_SECONDS = 24 * 3_600
 PRESIGNED_URL_SECONDS = 3_600

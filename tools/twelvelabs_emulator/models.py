@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from videobatch_tools.emulator.media import MediaInfo
+from twelvelabs_emulator.media import MediaInfo
 
 AssetMethod = Literal["direct", "url", "multipart"]
 ItemStatus = Literal["queued", "processing", "ready", "failed", "canceled"]

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from videobatch_tools.emulator.api_errors import ApiError
+from twelvelabs_emulator.api_errors import ApiError
 
 
 class RequestFaultRule(BaseModel):

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from videobatch_tools.emulator.models import BatchRecord, EmulatorSettings, ItemRecord
+from twelvelabs_emulator.models import BatchRecord, EmulatorSettings, ItemRecord
 
 ItemFinisher = Callable[[ItemRecord, datetime], None]
 TERMINAL_ITEM_STATUSES = frozenset({"ready", "failed", "canceled"})
