@@ -21,8 +21,8 @@ def test_config(**overrides: Any) -> EmulatorConfig:
 
 
 @contextmanager
-def running(**overrides: Any) -> Iterator[EmulatorServer]:
-    with EmulatorServer(test_config(**overrides)) as server:
+def running(clock: Any = None, **overrides: Any) -> Iterator[EmulatorServer]:
+    with EmulatorServer(test_config(**overrides), clock=clock) as server:
         yield server
 
 

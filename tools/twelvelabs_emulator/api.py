@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from twelvelabs_emulator import limits
 from twelvelabs_emulator.api_errors import ApiError, invalid, missing
+from twelvelabs_emulator.clock import rfc3339
 from twelvelabs_emulator.faults import FaultPlan
 from twelvelabs_emulator.fetch import FetchError, fetch_to_file
 from twelvelabs_emulator.forms import Form, parse_form
@@ -22,8 +24,6 @@ from twelvelabs_emulator.http import Request, Response, Route, Router
 from twelvelabs_emulator.state import EmulatorState
 from twelvelabs_emulator.validation import parse_batch_request
 from twelvelabs_emulator.views import page_info
-from videobatch.clock import rfc3339
-from videobatch.twelvelabs import limits
 
 DEFAULT_PAGE_LIMIT = 10
 BATCH_STATUSES = frozenset({"pending", "processing", "canceling", "canceled", "completed", "expired"})

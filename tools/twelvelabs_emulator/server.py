@@ -20,13 +20,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from twelvelabs_emulator import limits
 from twelvelabs_emulator.api import EmulatorApi
 from twelvelabs_emulator.api_errors import ApiError
+from twelvelabs_emulator.clock import Clock, ManualClock, SystemClock
 from twelvelabs_emulator.http import Request, Response
 from twelvelabs_emulator.models import EmulatorSettings
 from twelvelabs_emulator.state import DEFAULT_MULTIPART_CHUNK_BYTES, EmulatorState
-from videobatch.clock import Clock, ManualClock, SystemClock
-from videobatch.twelvelabs import limits
 
 # An idle keep-alive connection is closed after this long, so stopped servers leave no thread waiting forever.
 CONNECTION_IDLE_TIMEOUT_SECONDS = 30.0

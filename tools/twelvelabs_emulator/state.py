@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from twelvelabs_emulator import views
+from twelvelabs_emulator import limits, views
 from twelvelabs_emulator.api_errors import ApiError, invalid, not_found
+from twelvelabs_emulator.clock import AdvanceableClock, Clock, rfc3339
 from twelvelabs_emulator.faults import FaultPlan
 from twelvelabs_emulator.media import MediaInfo, MediaProbeError, probe_media
 from twelvelabs_emulator.models import (
@@ -34,8 +35,6 @@ from twelvelabs_emulator.models import (
 from twelvelabs_emulator.outputs import OutputGenerationError, generate_output
 from twelvelabs_emulator.processing import advance_batch, request_cancel
 from twelvelabs_emulator.validation import BatchRequest, plan_window
-from videobatch.clock import Clock, ManualClock, rfc3339
-from videobatch.twelvelabs import limits
 
 UPLOAD_SESSION_SECONDS = 24 * 3_600
 PRESIGNED_URL_SECONDS = 3_600
@@ -89,7 +88,7 @@ class EmulatorState:
 
     def advance_clock(self, seconds: float) -> datetime:
         with self.lock:
-            if not isinstance(self.clock, ManualClock):
+            if not isinstance(self.clock, AdvanceableClock):
                 raise ApiError(409, "clock_not_virtual", "The clock can only be moved when it is virtual.")
             if seconds < 0:
                 raise invalid("advance_seconds", "must be >= 0")
@@ -412,7 +411,7 @@ class EmulatorState:
             now = self.sync()
             return {
                 "now": rfc3339(now),
-                "clock": "virtual" if isinstance(self.clock, ManualClock) else "real",
+                "clock": "virtual" if isinstance(self.clock, AdvanceableClock) else "real",
                 "settings": self.settings.model_dump(),
                 "faults": self.faults.describe() if self.faults else {"seed": 0, "rules": [], "fired": []},
                 "assets": [views.asset_view(asset, now) for asset in self.assets.values()],

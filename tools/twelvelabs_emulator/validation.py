@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from twelvelabs_emulator import limits
 from twelvelabs_emulator.api_errors import ApiError, invalid, missing
-from videobatch.twelvelabs import limits
 
 # The fields an item (or ``defaults``) may carry besides ``video`` and ``custom_id``.
 PARAM_FIELDS: tuple[str, ...] = (

@@ -6,8 +6,8 @@ import mimetypes
 from datetime import datetime
 from typing import Any
 
+from twelvelabs_emulator.clock import rfc3339
 from twelvelabs_emulator.models import AssetRecord, BatchRecord, ItemRecord, UploadSession
-from videobatch.clock import rfc3339
 
 _MIME_BY_FORMAT = {"mov,mp4,m4a,3gp,3g2,mj2": "video/mp4", "matroska,webm": "video/webm", "avi": "video/x-msvideo"}
 
