@@ -133,7 +133,7 @@ def test_asset_methods(client: TwelveLabsClient, emu: Emu, videos: dict[str, Pat
         assert detail.duration == pytest.approx(20, abs=0.5)
         assert detail.size == videos["short"].stat().st_size
         assert detail.technical_metadata is not None
-        assert (detail.technical_metadata.video_width, detail.technical_metadata.video_height) == (64, 64)
+        assert (detail.technical_metadata.video_width, detail.technical_metadata.video_height) == (360, 360)
     assert client.retrieve_asset(from_url.id).filename == "fetched.mp4"
 
     failed = client.create_asset_from_url(f"{file_server}/absent")
@@ -221,7 +221,7 @@ def test_multipart_upload_flow(videos: dict[str, Path]) -> None:
                 assert (asset.status, asset.method, asset.size) == ("ready", "multipart", len(data))
                 assert asset.duration == pytest.approx(20, abs=0.5)
                 assert asset.technical_metadata is not None
-                assert asset.technical_metadata.video_width == 64
+                assert asset.technical_metadata.video_width == 360
                 assert emu.control.get(rest.url).content == data
 
                 with pytest.raises(BadRequestError):  # the session is completed: no more URLs

@@ -44,7 +44,7 @@ def test_assets_methods(sdk: TwelveLabs, emu: Emu, videos: dict[str, Path]) -> N
     assert detail.status == "ready"
     assert detail.duration
     assert detail.technical_metadata
-    assert detail.technical_metadata.video_width == 64
+    assert detail.technical_metadata.video_width == 360
     listed = list(sdk.assets.list(asset_ids=[asset_id], page_limit=1))
     assert [a.id for a in listed] == [asset_id]
     sdk.assets.delete(asset_id)

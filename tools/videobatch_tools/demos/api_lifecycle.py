@@ -51,14 +51,14 @@ class SampleVideo:
     name: str
     duration_seconds: float
     fps: float = 8
-    size: int = 64
+    size: int = 360
     is_video: bool = True
 
 
 SAMPLES = (
     SampleVideo("kitchen.mp4", 12),
     SampleVideo("street.mp4", 20),
-    SampleVideo("lecture-2h30.mp4", 9_000, fps=0.2, size=16),
+    SampleVideo("lecture-2h30.mp4", 9_000, fps=0.2),
     SampleVideo("notes.mp4", 0, is_video=False),
 )
 
