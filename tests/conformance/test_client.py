@@ -179,7 +179,7 @@ def test_multipart_upload_flow(videos: dict[str, Path]) -> None:
                 consumed.append(len(chunk))
                 yield chunk
 
-    config = support.test_config().model_copy(update={"multipart_chunk_bytes": CHUNK})
+    config = support.emulator_config().model_copy(update={"multipart_chunk_bytes": CHUNK})
     with EmulatorServer(config) as server:
         emu = Emu(server)
         try:
