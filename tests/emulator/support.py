@@ -28,8 +28,8 @@ def emulator_config(*, variants: Iterable[str] = (), **overrides: Any) -> Emulat
 
 
 @contextmanager
-def running(clock: Any = None, **overrides: Any) -> Iterator[EmulatorServer]:
-    with EmulatorServer(emulator_config(**overrides), clock=clock) as server:
+def running(clock: Any = None, webhook_sender: Any = None, **overrides: Any) -> Iterator[EmulatorServer]:
+    with EmulatorServer(emulator_config(**overrides), clock=clock, webhook_sender=webhook_sender) as server:
         yield server
 
 

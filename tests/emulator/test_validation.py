@@ -9,6 +9,7 @@ import pytest
 from twelvelabs_emulator.api_errors import ApiError
 from twelvelabs_emulator.command import build_config
 from twelvelabs_emulator.validation import Timeline, parse_batch_request, plan_window
+from twelvelabs_emulator.variants import Variant
 from videobatch_tools.cli import build_parser
 
 VIDEO = {"type": "asset_id", "asset_id": "a" * 24}
@@ -181,3 +182,41 @@ def test_cli_builds_the_config() -> None:
     assert (config.api_key, config.clock, config.seed) == ("k", "virtual", 9)
     assert config.settings.item_concurrency == 3
     assert config.settings.content_seconds_per_second == 5
+
+
+def test_cli_selects_variants_and_lists_them_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(
+        ["emulator", "--api-key", "k", "--variant", "results_noise", "--variant", "window_overrun"]
+    )
+    assert sorted(build_config(args).settings.variants) == ["results_noise", "window_overrun"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["emulator", "--api-key", "k", "--variant", "nonsense"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["emulator", "--help"])
+    shown = capsys.readouterr().out
+    for variant in Variant:
+        assert variant.value in shown
+
+
+def test_cli_hardening_and_rate_limit_options() -> None:
+    args = build_parser().parse_args(
+        [
+            "emulator",
+            "--api-key",
+            "k",
+            "--public-base-url",
+            "http://emulator.local:8787",
+            "--control-token",
+            "tok",
+            "--allow-fetch-host",
+            "s3.local",
+            "--requests-per-minute",
+            "30",
+        ]
+    )
+    config = build_config(args)
+    assert config.public_base_url == "http://emulator.local:8787"
+    assert config.control_token == "tok"
+    assert config.url_fetch_allowed_hosts == ("s3.local",)
+    assert config.settings.rate_limits.requests_per_minute == 30

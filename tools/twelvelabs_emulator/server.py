@@ -121,6 +121,8 @@ class EmulatorServer:
         webhook_sender: WebhookSender | None = None,
     ) -> None:
         self.config = config or EmulatorConfig()
+        # Checked before anything is allocated: a refused configuration leaves nothing behind.
+        webhooks = _outbox(self.config, webhook_sender)
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         storage = self.config.storage_dir
         if storage is None:
@@ -133,7 +135,7 @@ class EmulatorServer:
             seed=self.config.seed,
             max_direct_upload_bytes=self.config.max_direct_upload_bytes,
             multipart_chunk_bytes=self.config.multipart_chunk_bytes,
-            webhooks=_outbox(self.config, webhook_sender),
+            webhooks=webhooks,
         )
         self.api = EmulatorApi(self.state, allowed_hosts=HostAllowList(self.config.url_fetch_allowed_hosts))
         self._httpd: _Server | None = None
