@@ -24,7 +24,8 @@ def emulator_config(*, variants: Iterable[str] = (), **overrides: Any) -> Emulat
         asset_ready_seconds=5.0,
         variants=frozenset(Variant(name) for name in variants),
     )
-    return EmulatorConfig(api_key=API_KEY, settings=settings, multipart_chunk_bytes=4096, **overrides)
+    overrides.setdefault("api_key", API_KEY)
+    return EmulatorConfig(settings=settings, multipart_chunk_bytes=4096, **overrides)
 
 
 @contextmanager

@@ -132,7 +132,7 @@ def test_an_upload_over_10_gib_fails_as_too_large_without_reaching_twelvelabs(
     assert item.state is ItemState.FAILED
     assert item.failure is not None
     assert item.failure.code == "too_large"
-    assert "11.00 GiB" in item.failure.message
+    assert "11.81 GB" in item.failure.message  # 11 GiB, in the decimal units of the documented limit
     assert item.size_bytes == 11 * GIB
     assert harness.state()["assets"] == []
     (failed,) = [e for e in harness.published() if e["detail-type"] == "Item Failed"]

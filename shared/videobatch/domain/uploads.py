@@ -144,8 +144,8 @@ def _upload_method(key: str, size_bytes: int) -> UploadMethod:
         return UploadMethod.MULTIPART
     raise RejectedUploadError(
         "too_large",
-        f"{key} is {size_bytes / 1024**3:.2f} GiB; TwelveLabs accepts at most "
-        f"{limits.MAX_MULTIPART_UPLOAD_BYTES // 1024**3} GiB: split or re-encode it",
+        f"{key} is {size_bytes / 1e9:.2f} GB; TwelveLabs accepts at most "
+        f"{limits.MAX_MULTIPART_UPLOAD_BYTES // 1_000_000_000} GB: split or re-encode it",
     )
 
 

@@ -45,8 +45,9 @@ REJECTED_JSON_SCHEMA_KEYWORDS: Final[frozenset[str]] = frozenset(
     {"minLength", "maxLength", "additionalProperties", "uniqueItems", "maxItems"}
 )
 
-MAX_DIRECT_UPLOAD_BYTES: Final = 200 * 1024 * 1024
-MAX_URL_UPLOAD_BYTES: Final = 4 * 1024**3
-MAX_MULTIPART_UPLOAD_BYTES: Final = 10 * 1024**3
+# Decimal, as the docs write them: 200 MB is 200,000,000 bytes (a binary reading would let a 4.1 GB file go by URL).
+MAX_DIRECT_UPLOAD_BYTES: Final = 200_000_000
+MAX_URL_UPLOAD_BYTES: Final = 4_000_000_000
+MAX_MULTIPART_UPLOAD_BYTES: Final = 10_000_000_000
 MAX_PAGE_LIMIT: Final = 50
 MAX_PRESIGNED_URLS_PER_CALL: Final = 50

@@ -123,7 +123,7 @@ def test_ignored_objects_do_not_become_items(key: str, size: int, reason: Ignore
         ("README", 100, PDF, "not_a_video_extension", "no extension"),
         ("dir.mp4/file", 100, MP4, "not_a_video_extension", "no extension"),
         ("a.mp4.txt", 100, MP4, "not_a_video_extension", ".txt"),
-        ("a.mp4", limits.MAX_MULTIPART_UPLOAD_BYTES + 1, MP4, "too_large", "at most 10 GiB"),
+        ("a.mp4", limits.MAX_MULTIPART_UPLOAD_BYTES + 1, MP4, "too_large", "at most 10 GB"),
         ("a.mp4", 100, PDF, "not_a_video_content", "first bytes"),
         ("a.mov", 100, HEIC, "not_a_video_content", "first bytes"),
         ("a.avi", 100, WAV, "not_a_video_content", "first bytes"),
