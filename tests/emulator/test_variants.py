@@ -144,14 +144,37 @@ def test_new_enum_values(emu: Emu, videos: dict[str, Path]) -> None:
 
 def test_ready_with_warning(emu: Emu, videos: dict[str, Path]) -> None:
     asset = emu.upload(videos["short"])
-    emu.settings(variants=["ready_with_warning"])
-    batch_id = emu.create_batch([item(asset)]).json()["batch_id"]
+    default = emu.create_batch([item(asset)]).json()["batch_id"]
     emu.advance(10)
-    [line] = emu.results(batch_id)
+    assert "error" not in emu.results(default)[0]
+    # A presentation variant: it applies to every ready item read while it is on.
+    emu.settings(variants=["ready_with_warning"])
+    general = emu.create_batch([item(asset)]).json()["batch_id"]
+    segments = emu.create_batch(
+        [item(asset, response_format=SEGMENTS)], analysis_mode="time_based_metadata", defaults={}
+    )
+    emu.advance(10)
+    [line] = emu.results(general)
     assert line["status"] == "ready"
     assert line["data"]["data"]
-    assert line["error"] == {"message": PARTIAL_RESULT_MESSAGE}
-    assert emu.api.get(f"/analyze/tasks/{line['task_id']}").json()["error"] == {"message": PARTIAL_RESULT_MESSAGE}
+    assert line["error"] == {"message": PARTIAL_RESULT_MESSAGE.format(what="")}
+    assert emu.api.get(f"/analyze/tasks/{line['task_id']}").json()["error"] == line["error"]
+    [segment_line] = emu.results(segments.json()["batch_id"])
+    assert segment_line["error"]["message"].startswith("partial result: some output for segment_definitions scene ")
+
+
+def test_a_truncated_task_carries_the_documented_warning(emu: Emu, videos: dict[str, Path]) -> None:
+    """Not a variant: the SDK documents this warning on ready tasks whose finish_reason is length."""
+    asset = emu.upload(videos["short"])
+    echoed_prompt = {"input_text": "Describe every frame. " * 150}  # echoed in the answer: over 512 tokens
+    batch_id = emu.create_batch([item(asset, max_tokens=512, prompt=echoed_prompt)]).json()["batch_id"]
+    emu.advance(10)
+    [line] = emu.results(batch_id)
+    assert line["data"]["finish_reason"] == "length"
+    assert "error" not in line  # results lines carry an error only when failed
+    task = emu.api.get(f"/analyze/tasks/{line['task_id']}").json()
+    assert task["error"]["message"].startswith("output truncated: the generation reached the configured max_tokens")
+    assert "code" not in task["error"]
 
 
 def test_window_overrun_fails_a_two_hour_window_without_end_time(emu: Emu, clips: dict[str, Path]) -> None:

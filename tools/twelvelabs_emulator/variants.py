@@ -59,8 +59,11 @@ EXCLUSIVE: Final[tuple[frozenset[Variant], ...]] = (frozenset({Variant.ACTIVE_LI
 
 # How much longer than the probe the platform measures a video under WINDOW_OVERRUN.
 WINDOW_OVERRUN_SECONDS: Final = 0.5
-# What a ready item's error says under READY_WITH_WARNING (the docs give no wording; no code is documented).
-PARTIAL_RESULT_MESSAGE: Final = "Part of the video could not be analysed; the result covers the rest."
+# What a ready item's error says under READY_WITH_WARNING, in the words the SDK documents for the incomplete
+# results warning (AnalyzeTaskError.message); such warnings carry no code. {what} names the segment definition.
+PARTIAL_RESULT_MESSAGE: Final = (
+    "partial result: some output{what} could not be recovered during analysis; returned results may be incomplete."
+)
 # NEW_ENUM_VALUES: the value each known one is shown as.
 NEW_BATCH_STATUS: Final[dict[str, str]] = {"pending": "validating"}
 NEW_ITEM_STATUS: Final[dict[str, str]] = {"queued": "scheduled"}

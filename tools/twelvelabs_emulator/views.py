@@ -22,6 +22,11 @@ from twelvelabs_emulator.variants import (
 )
 
 Variants = Set[Variant]
+# The truncation warning the SDK documents on a ready task whose finish_reason is length (AnalyzeTaskError.message).
+TRUNCATION_WARNING = (
+    "output truncated: the generation reached the configured max_tokens. The partial output is returned; "
+    "raise max_tokens if you need a longer response."
+)
 
 _MIME_BY_FORMAT = {"mov,mp4,m4a,3gp,3g2,mj2": "video/mp4", "matroska,webm": "video/webm", "avi": "video/x-msvideo"}
 
@@ -112,6 +117,7 @@ def batch_view(batch: BatchRecord, variants: Variants) -> dict[str, Any]:
 
 
 def result_line(item: ItemRecord, variants: Variants) -> dict[str, Any]:
+    """A results line: ``data`` when ready, ``error`` when failed (the SDK's BatchResultItem), or a warning."""
     line: dict[str, Any] = {
         "task_id": item.task_id,
         "custom_id": item.custom_id,
@@ -120,7 +126,7 @@ def result_line(item: ItemRecord, variants: Variants) -> dict[str, Any]:
     if item.status == "ready" and item.result is not None:
         line["data"] = _result(item.result, variants)
         if Variant.READY_WITH_WARNING in variants:
-            line["error"] = {"message": PARTIAL_RESULT_MESSAGE}
+            line["error"] = {"message": _partial_result(item)}
     if item.status == "failed" and item.error is not None:
         line["error"] = item.error
     return line
@@ -145,10 +151,18 @@ def task_view(item: ItemRecord, analysis_mode: str, variants: Variants) -> dict[
     if item.status == "ready" and item.result is not None:
         view["result"] = _result(item.result, variants)
         if Variant.READY_WITH_WARNING in variants:
-            view["error"] = {"message": PARTIAL_RESULT_MESSAGE}
+            view["error"] = {"message": _partial_result(item)}
+        elif item.result.get("finish_reason") == "length":
+            view["error"] = {"message": TRUNCATION_WARNING}
     if item.status in ("failed", "canceled") and item.error is not None:
         view["error"] = item.error
     return view
+
+
+def _partial_result(item: ItemRecord) -> str:
+    definitions = (item.request_params.get("response_format") or {}).get("segment_definitions") or []
+    what = f" for segment_definitions {definitions[0]['id']}" if definitions else ""
+    return PARTIAL_RESULT_MESSAGE.format(what=what)
 
 
 def _batch_status(batch: BatchRecord, variants: Variants) -> str:
