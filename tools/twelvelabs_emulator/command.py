@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import textwrap
 from typing import Any
 
 from twelvelabs_emulator.variants import DESCRIPTIONS, Variant
@@ -108,5 +109,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _variants_epilog() -> str:
     lines = ["variants (--variant NAME; default: none, the documented or most likely behaviour):"]
-    lines += [f"  {variant.value:24} {DESCRIPTIONS[variant]}" for variant in Variant]
+    for variant in Variant:
+        lines.append(
+            textwrap.fill(
+                DESCRIPTIONS[variant], width=110, initial_indent=f"  {variant.value:24} ", subsequent_indent=" " * 27
+            )
+        )
     return "\n".join(lines)
