@@ -338,7 +338,7 @@ def test_upload_without_a_presigned_url_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("body", "code", "message", "details"),
     [
-        ({"code": "resource_not_exists", "message": "flat"}, "resource_not_exists", "flat", None),
+        ({"code": "resource_not_exist", "message": "flat"}, "resource_not_exist", "flat", None),
         (
             {"error": {"code": "batch_not_found", "message": "nested", "details": {"id": 1}}},
             "batch_not_found",
