@@ -2,13 +2,15 @@
 
 A stdlib HTTP server on 127.0.0.1 (in a thread) serves realistic JSON Lines (~1-2 KB a line: ready items with
 model output, some failed ones). Peak memory is measured with tracemalloc around the consuming loop, and
-compared with the body's size to show the body is never held whole.
+compared with the body's size to show the body is never held whole. A second body adds noise (a blank line every
+50, a line every 20 whose data the model cannot parse, a truncated last line) to price the unparsable-line path.
 Run: .venv/bin/python benchmarks/results_stream.py [lines]
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import statistics
 import sys
@@ -22,7 +24,7 @@ from videobatch.twelvelabs.client import TwelveLabsClient
 BATCH_ID = "6a1f" * 6
 
 
-def results_body(lines: int) -> bytes:
+def results_body(lines: int, *, noisy: bool = False) -> bytes:
     rng = random.Random(7)
     words = [
         "the",
@@ -59,7 +61,13 @@ def results_body(lines: int) -> bytes:
                     "usage": {"output_tokens": len(text) // 4, "input_tokens": 45},
                 },
             }
+        if noisy and index % 20 == 10:
+            item["data"] = {"data": "a shape the client does not know"}
         out.append(json.dumps(item, separators=(",", ":")))
+        if noisy and index % 50 == 0:
+            out.append("")
+    if noisy:
+        return ("\n".join(out) + "\n" + out[-1][:20]).encode()
     return ("\n".join(out) + "\n").encode()
 
 
@@ -81,7 +89,7 @@ def serve(body: bytes) -> ThreadingHTTPServer:
     return server
 
 
-def consume(client: TwelveLabsClient) -> tuple[int, int]:
+def consume(client: TwelveLabsClient) -> tuple[int, int, int]:
     ready = failed = 0
     with client.stream_batch_results(BATCH_ID) as results:
         for item in results:
@@ -89,12 +97,10 @@ def consume(client: TwelveLabsClient) -> tuple[int, int]:
                 ready += 1
             else:
                 failed += 1
-    return ready, failed
+    return ready, failed, results.unparsable_lines
 
 
-def main() -> None:
-    lines = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000
-    body = results_body(lines)
+def measure(body: bytes, label: str, lines: int) -> None:
     server = serve(body)
     base_url = f"http://127.0.0.1:{server.server_address[1]}/v1.3"
     with TwelveLabsClient("bench-key", base_url=base_url) as client:
@@ -102,7 +108,7 @@ def main() -> None:
         timings = []
         for _ in range(5):
             started = time.perf_counter()
-            ready, failed = consume(client)
+            ready, failed, unparsable = consume(client)
             timings.append(time.perf_counter() - started)
         tracemalloc.start()
         consume(client)
@@ -110,14 +116,23 @@ def main() -> None:
         tracemalloc.stop()
     server.shutdown()
     print(
-        f"body: {lines} lines, {len(body) / 1024:.0f} KiB ({len(body) / lines:.0f} B/line); "
-        f"parsed {ready} ready + {failed} failed"
+        f"{label} body: {lines} lines, {len(body) / 1024:.0f} KiB ({len(body) / lines:.0f} B/line); "
+        f"parsed {ready} ready + {failed} other, {unparsable} of them unparsable"
     )
     print(
-        f"stream+parse time: median {statistics.median(timings) * 1000:.1f} ms of 5 runs "
+        f"  stream+parse time: median {statistics.median(timings) * 1000:.1f} ms of 5 runs "
         f"({lines / statistics.median(timings):,.0f} lines/s)"
     )
-    print(f"peak traced memory while streaming: {peak_bytes / 1024:.0f} KiB ({peak_bytes / len(body):.1%} of the body)")
+    print(
+        f"  peak traced memory while streaming: {peak_bytes / 1024:.0f} KiB ({peak_bytes / len(body):.1%} of the body)"
+    )
+
+
+def main() -> None:
+    lines = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000
+    logging.getLogger("videobatch").setLevel(logging.ERROR)  # the noisy body's warning, once per run, is expected
+    measure(results_body(lines), "clean", lines)
+    measure(results_body(lines, noisy=True), "noisy", lines)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from videobatch_tools.emulator.media import probe_media
+from twelvelabs_emulator.media import probe_media
 from videobatch_tools.samples import write_sample_video
 
 TWO_AND_A_HALF_HOURS_SECONDS = 9_000.0
@@ -17,9 +17,7 @@ def main() -> None:
         for audio in (False, True):
             path = Path(workdir) / f"long-{audio}.mp4"
             started = time.perf_counter()
-            write_sample_video(
-                path, duration_seconds=TWO_AND_A_HALF_HOURS_SECONDS, width=16, height=16, fps=0.2, audio=audio
-            )
+            write_sample_video(path, duration_seconds=TWO_AND_A_HALF_HOURS_SECONDS, fps=0.2, audio=audio)
             elapsed_seconds = time.perf_counter() - started
             info = probe_media(path)
             print(

@@ -27,11 +27,9 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("videos")
     return {
         "short": write_sample_video(root / "short.mp4", duration_seconds=20),
-        "three_hours": write_sample_video(root / "three.mp4", duration_seconds=3 * 3600, width=16, height=16, fps=0.2),
-        "four_hours": write_sample_video(root / "four.mp4", duration_seconds=4 * 3600, width=16, height=16, fps=0.2),
-        "over_four_hours": write_sample_video(
-            root / "over.mp4", duration_seconds=4 * 3600 + 60, width=16, height=16, fps=0.2
-        ),
+        "three_hours": write_sample_video(root / "three.mp4", duration_seconds=3 * 3600, fps=0.2),
+        "four_hours": write_sample_video(root / "four.mp4", duration_seconds=4 * 3600, fps=0.2),
+        "over_four_hours": write_sample_video(root / "over.mp4", duration_seconds=4 * 3600 + 60, fps=0.2),
         "text": write_non_video(root / "notes.mp4"),
         "corrupt": write_corrupt_video(root / "corrupt.mp4"),
     }

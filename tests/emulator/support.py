@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import socket
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from videobatch_tools.emulator import EmulatorConfig, EmulatorServer, EmulatorSettings
+from twelvelabs_emulator import EmulatorConfig, EmulatorServer, EmulatorSettings, Variant
 
 API_KEY = "test-key"
 ASSET_READY_SECONDS = 5.0
 
 
-def test_config(**overrides: Any) -> EmulatorConfig:
-    settings = EmulatorSettings(item_concurrency=2, content_seconds_per_second=10.0, asset_ready_seconds=5.0)
-    return EmulatorConfig(api_key=API_KEY, settings=settings, multipart_chunk_bytes=4096, **overrides)
+def emulator_config(*, variants: Iterable[str] = (), **overrides: Any) -> EmulatorConfig:
+    settings = EmulatorSettings(
+        item_concurrency=2,
+        content_seconds_per_second=10.0,
+        asset_ready_seconds=5.0,
+        variants=frozenset(Variant(name) for name in variants),
+    )
+    overrides.setdefault("api_key", API_KEY)
+    return EmulatorConfig(settings=settings, multipart_chunk_bytes=4096, **overrides)
 
 
 @contextmanager
-def running(**overrides: Any) -> Iterator[EmulatorServer]:
-    with EmulatorServer(test_config(**overrides)) as server:
+def running(clock: Any = None, webhook_sender: Any = None, **overrides: Any) -> Iterator[EmulatorServer]:
+    with EmulatorServer(emulator_config(**overrides), clock=clock, webhook_sender=webhook_sender) as server:
         yield server
 
 
@@ -62,6 +70,11 @@ class Emu:
             self.advance(ASSET_READY_SECONDS)
         return asset_id
 
+    def results(self, batch_id: str) -> list[dict[str, Any]]:
+        response = self.api.get(f"/analyze/batches/{batch_id}/results")
+        response.raise_for_status()
+        return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
     def create_batch(self, requests: list[dict[str, Any]], **body: Any) -> httpx.Response:
         payload = {"model_name": "pegasus1.5", "analysis_mode": "general", "requests": requests, **body}
         payload.setdefault("defaults", {"prompt": {"input_text": "Describe the video."}})
@@ -76,3 +89,22 @@ class Emu:
 
 def item(asset_id: str, **fields: Any) -> dict[str, Any]:
     return {"video": {"type": "asset_id", "asset_id": asset_id}, **fields}
+
+
+def raw_exchange(server: EmulatorServer, request_head: str, body: bytes = b"", timeout_seconds: float = 5.0) -> bytes:
+    """Send a hand-written request (headers as given, body as given, nothing more) and read the whole answer.
+
+    For requests an HTTP client refuses to send (a Content-Length that lies, a malformed one); the server closes
+    such connections, so reading to the end returns exactly its answer.
+    """
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout_seconds) as connection:
+        connection.sendall(request_head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        received = b""
+        while chunk := connection.recv(65_536):
+            received += chunk
+    return received
+
+
+def status_of(raw_answer: bytes) -> int:
+    return int(raw_answer.split(b" ", 2)[1])

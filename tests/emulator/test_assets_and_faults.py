@@ -50,7 +50,8 @@ def test_auth_required_on_api_routes(emu: Emu) -> None:
         for headers in ({}, {"x-api-key": "wrong"}):
             response = anonymous.get("/analyze/batches", headers=headers)
             assert response.status_code == 401
-            assert response.json()["error"]["code"] == "api_key_invalid"
+            # Flat even under /analyze: the SDK types the analyze routes' 401 body as FlatErrorResponse.
+            assert response.json() == {"code": "api_key_invalid", "message": response.json()["message"]}
     assert emu.api.get("/nowhere").status_code == 404
     assert emu.api.put("/analyze/batches").status_code == 405
 

@@ -14,8 +14,9 @@ pytestmark = pytest.mark.integration
 
 
 def _error_code(response: Any) -> str:
+    """The code of an /analyze error, which must come in the nested shape only."""
     body = response.json()
-    assert body["code"] == body["error"]["code"]
+    assert set(body) == {"error"}, body
     code: str = body["error"]["code"]
     return code
 
@@ -58,7 +59,7 @@ def test_results_jsonl_while_running(emu: Emu, videos: dict[str, Path]) -> None:
     assert lines[0]["custom_id"] is None
 
 
-def test_validation_errors_are_nested_and_flat(emu: Emu, videos: dict[str, Path]) -> None:
+def test_validation_errors_are_nested_and_name_the_field(emu: Emu, videos: dict[str, Path]) -> None:
     asset = emu.upload(videos["short"])
     cases = [
         ({"model_name": "pegasus1.2"}, "model_name"),
@@ -70,10 +71,6 @@ def test_validation_errors_are_nested_and_flat(emu: Emu, videos: dict[str, Path]
         ({"requests": [item(asset, start_time=0, end_time=0.5)]}, "requests.0.end_time"),
         ({"requests": [item(asset, start_time=0, end_time=7201)]}, "requests.0.end_time"),
         ({"requests": [item(asset, end_time=30)]}, "requests.0.end_time"),
-        (
-            {"requests": [item(asset, response_format={"type": "json_schema", "json_schema": {"maxLength": 3}})]},
-            "requests.0.response_format.json_schema.maxLength",
-        ),
         ({"requests": [item(asset, min_segment_duration=5)]}, "requests.0.min_segment_duration"),
         ({"defaults": {}, "requests": [item(asset)]}, "requests.0.prompt"),
     ]
@@ -81,8 +78,20 @@ def test_validation_errors_are_nested_and_flat(emu: Emu, videos: dict[str, Path]
         payload: dict[str, Any] = {"requests": [item(asset)], **body}
         response = emu.create_batch(**payload)
         assert response.status_code == 400, (field, response.text)
+        assert _error_code(response).startswith("parameter_")
         assert response.json()["error"]["message"].startswith(field), response.text
     assert emu.api.get("/analyze/batches").json()["data"] == []
+
+
+@pytest.mark.parametrize("keyword", ["minLength", "maxLength", "additionalProperties", "uniqueItems", "maxItems"])
+def test_unsupported_json_schema_keywords_answer_422(emu: Emu, videos: dict[str, Path], keyword: str) -> None:
+    asset = emu.upload(videos["short"])
+    schema = {"type": "object", "properties": {"tags": {"type": "array", keyword: 3}}}
+    response = emu.create_batch([item(asset, response_format={"type": "json_schema", "json_schema": schema})])
+    assert response.status_code == 422, response.text
+    assert _error_code(response) == "parameter_invalid"
+    field = f"requests.0.response_format.json_schema.properties.tags.{keyword}"
+    assert response.json()["error"]["message"].startswith(field)
 
 
 def test_time_based_metadata_rules(emu: Emu, videos: dict[str, Path]) -> None:
@@ -106,7 +115,7 @@ def test_time_based_metadata_rules(emu: Emu, videos: dict[str, Path]) -> None:
 def test_missing_asset_404_and_not_ready_409(emu: Emu, videos: dict[str, Path]) -> None:
     missing = emu.create_batch([item("0" * 24)])
     assert missing.status_code == 404
-    assert _error_code(missing) == "resource_not_exists"
+    assert _error_code(missing) == "resource_not_exist"
     processing = emu.upload(videos["short"], ready=False)
     assert emu.create_batch([item(processing)]).status_code == 409
 
@@ -122,7 +131,7 @@ def test_content_hour_limit_counts_whole_videos(emu: Emu, videos: dict[str, Path
     asset = emu.upload(videos["four_hours"])
     too_much = emu.create_batch([item(asset)] * 501)
     assert too_much.status_code == 400
-    assert "content hours" in too_much.json()["message"]
+    assert "content hours" in too_much.json()["error"]["message"]
     assert emu.create_batch([item(asset)] * 500).status_code == 201
 
 
@@ -149,7 +158,7 @@ def test_five_active_batches_then_429(emu: Emu, videos: dict[str, Path]) -> None
     ids = [emu.create_batch([item(asset)]).json()["batch_id"] for _ in range(5)]
     sixth = emu.create_batch([item(asset)])
     assert sixth.status_code == 429
-    assert _error_code(sixth) == "too_many_active_batches"
+    assert _error_code(sixth) == "too_many_requests"
     emu.advance(10)  # all complete, none active
     assert all(emu.batch(batch_id)["status"] == "completed" for batch_id in ids)
     assert emu.create_batch([item(asset)]).status_code == 201
@@ -189,7 +198,7 @@ def test_cancel_canceling_canceled_and_409s(emu: Emu, videos: dict[str, Path]) -
     batch_id = emu.create_batch([item(asset)] * 3).json()["batch_id"]
     emu.advance(1)
     canceled = emu.api.post(f"/analyze/batches/{batch_id}/cancel")
-    assert canceled.status_code == 200
+    assert canceled.status_code == 202
     body = canceled.json()
     assert (body["status"], body["processing_items"], body["canceled_items"]) == ("canceling", 2, 1)
     assert emu.api.post(f"/analyze/batches/{batch_id}/cancel").status_code == 409

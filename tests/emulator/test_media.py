@@ -4,7 +4,7 @@ from pathlib import Path
 import av
 import pytest
 
-from videobatch_tools.emulator.media import MediaInfo, MediaProbeError, probe_media
+from twelvelabs_emulator.media import MediaInfo, MediaProbeError, probe_media
 from videobatch_tools.samples import write_corrupt_video, write_non_video, write_sample_video
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from videobatch_tools.emulator.outputs import (
+from twelvelabs_emulator.outputs import (
     CHARACTERS_PER_TOKEN,
     GeneratedOutput,
     OutputGenerationError,

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
+from twelvelabs_emulator.api_errors import ApiError
+from twelvelabs_emulator.command import build_config
+from twelvelabs_emulator.validation import Timeline, parse_batch_request, plan_window
+from twelvelabs_emulator.variants import Variant
 from videobatch_tools.cli import build_parser
-from videobatch_tools.emulator.api_errors import ApiError
-from videobatch_tools.emulator.command import build_config
-from videobatch_tools.emulator.validation import parse_batch_request, plan_window
 
 VIDEO = {"type": "asset_id", "asset_id": "a" * 24}
 SEGMENTS: dict[str, Any] = {"type": "segment_definitions", "segment_definitions": [{"id": "s", "description": "d"}]}
@@ -127,7 +128,7 @@ def _general(**item: Any) -> dict[str, Any]:
 def test_rejected_bodies_name_the_field(body: Any, field: str) -> None:
     with pytest.raises(ApiError) as error:
         parse_batch_request(body)
-    assert error.value.status == 400
+    assert error.value.status == (422 if field.endswith("uniqueItems") else 400)
     assert error.value.message.startswith(field), error.value.message
 
 
@@ -139,12 +140,12 @@ def test_item_fields_replace_defaults_whole() -> None:
 
 
 def test_plan_window_against_the_video() -> None:
-    assert plan_window({}, 3 * 3600, "r").too_long
-    assert plan_window({"start_time": 10}, 20, "r").length_seconds == 10
+    assert plan_window({}, Timeline.of(3 * 3600), "r").too_long
+    assert plan_window({"start_time": 10}, Timeline.of(20), "r").length_seconds == 10
     with pytest.raises(ApiError):
-        plan_window({"start_time": 30}, 20, "r")
+        plan_window({"start_time": 30}, Timeline.of(20), "r")
     with pytest.raises(ApiError):
-        plan_window({"start_time": 19.5}, 20, "r")
+        plan_window({"start_time": 19.5}, Timeline.of(20), "r")
     time_ranges = {
         "response_format": {
             **SEGMENTS,
@@ -154,7 +155,7 @@ def test_plan_window_against_the_video() -> None:
         }
     }
     with pytest.raises(ApiError):
-        plan_window(time_ranges, 20, "r")
+        plan_window(time_ranges, Timeline.of(20), "r")
 
 
 def test_cli_builds_the_config() -> None:
@@ -181,3 +182,41 @@ def test_cli_builds_the_config() -> None:
     assert (config.api_key, config.clock, config.seed) == ("k", "virtual", 9)
     assert config.settings.item_concurrency == 3
     assert config.settings.content_seconds_per_second == 5
+
+
+def test_cli_selects_variants_and_lists_them_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(
+        ["emulator", "--api-key", "k", "--variant", "results_noise", "--variant", "window_overrun"]
+    )
+    assert sorted(build_config(args).settings.variants) == ["results_noise", "window_overrun"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["emulator", "--api-key", "k", "--variant", "nonsense"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["emulator", "--help"])
+    shown = capsys.readouterr().out
+    for variant in Variant:
+        assert variant.value in shown
+
+
+def test_cli_hardening_and_rate_limit_options() -> None:
+    args = build_parser().parse_args(
+        [
+            "emulator",
+            "--api-key",
+            "k",
+            "--public-base-url",
+            "http://emulator.local:8787",
+            "--control-token",
+            "tok",
+            "--allow-fetch-host",
+            "s3.local",
+            "--requests-per-minute",
+            "30",
+        ]
+    )
+    config = build_config(args)
+    assert config.public_base_url == "http://emulator.local:8787"
+    assert config.control_token == "tok"
+    assert config.url_fetch_allowed_hosts == ("s3.local",)
+    assert config.settings.rate_limits.requests_per_minute == 30

@@ -7,9 +7,9 @@ import pytest
 
 from tests.unit.services.conftest import aws_env, clock, emulator, moto_endpoint, videos
 from tests.unit.services.harness import API_KEY, Stack, make_settings
+from twelvelabs_emulator import EmulatorServer
 from videobatch import runtime
 from videobatch.clock import ManualClock
-from videobatch_tools.emulator import EmulatorServer
 
 __all__ = ["aws_env", "clock", "emulator", "moto_endpoint", "videos"]
 

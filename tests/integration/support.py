@@ -36,7 +36,7 @@ class Media:
         return self._make(f"video-{seconds:g}-{seed}.mp4", lambda path: _short(path, seconds, seed))
 
     def long_video(self, seconds: float, *, seed: int = 0) -> bytes:
-        """A long but tiny MP4 (16x16, one frame every 5 s): real duration, a few kilobytes."""
+        """A long but cheap MP4 (360x360, one frame every 5 s): real duration, a few hundred kilobytes."""
         return self._make(f"long-{seconds:g}-{seed}.mp4", lambda path: _long(path, seconds, seed))
 
     def text(self) -> bytes:
@@ -53,7 +53,7 @@ def _short(path: Path, seconds: float, seed: int) -> Path:
 
 
 def _long(path: Path, seconds: float, seed: int) -> Path:
-    return samples.write_sample_video(path, duration_seconds=seconds, fps=0.2, width=16, height=16, seed=seed)
+    return samples.write_sample_video(path, duration_seconds=seconds, fps=0.2, seed=seed)
 
 
 @dataclass

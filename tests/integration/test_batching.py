@@ -9,10 +9,10 @@ import pytest
 
 from tests.integration.conftest import StartPipeline
 from tests.integration.support import Media, attempt_of, custom_ids
+from twelvelabs_emulator.models import EmulatorSettings
 from videobatch.domain.items import ItemState
 from videobatch.twelvelabs.client import TwelveLabsClient
 from videobatch.twelvelabs.models import BatchCreateRequest, BatchItemRequest, Prompt, VideoContext
-from videobatch_tools.emulator.models import EmulatorSettings
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import pytest
 
 from tests.integration.conftest import StartPipeline
 from tests.integration.support import Media, attempt_of, custom_ids
+from twelvelabs_emulator.models import EmulatorSettings
 from videobatch.domain.items import ItemState
-from videobatch_tools.emulator.models import EmulatorSettings
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import pytest
 from tests.integration.conftest import StartPipeline
 from tests.integration.support import Harness, Media
 from tests.surgery import overwrite_item
+from twelvelabs_emulator.models import EmulatorSettings
 from videobatch.domain.items import ItemState
 from videobatch.domain.records import BatchState
-from videobatch_tools.emulator.models import EmulatorSettings
 
 pytestmark = pytest.mark.integration
 

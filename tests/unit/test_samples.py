@@ -3,7 +3,7 @@ from pathlib import Path
 import av
 import pytest
 
-from videobatch_tools.emulator.media import probe_media
+from twelvelabs_emulator.media import probe_media
 from videobatch_tools.samples import (
     AUDIO_SAMPLE_RATE_HZ,
     preferred_video_codec,

@@ -45,7 +45,7 @@ def fail(exc_type: type[httpx.HTTPError]) -> Handler:
 
 def make_client(server: FakeServer, clock: ManualClock | None = None, **options: Any) -> TwelveLabsClient:
     return TwelveLabsClient(
-        "key-123",
+        options.pop("api_key", "key-123"),
         base_url=BASE,
         clock=clock or ManualClock(),
         transport=httpx.MockTransport(server),
@@ -194,7 +194,7 @@ def test_create_asset_from_file_sends_the_file_part() -> None:
 
 def test_direct_upload_over_200_mb_is_rejected() -> None:
     with pytest.raises(errors.RequestValidationError) as caught:
-        make_client(FakeServer(answer(201, {}))).create_asset_from_file(b"x" * (200 * 1024 * 1024 + 1), filename="v")
+        make_client(FakeServer(answer(201, {}))).create_asset_from_file(b"x" * 200_000_001, filename="v")
     assert caught.value.field == "file"
 
 
@@ -338,7 +338,7 @@ def test_upload_without_a_presigned_url_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("body", "code", "message", "details"),
     [
-        ({"code": "resource_not_exists", "message": "flat"}, "resource_not_exists", "flat", None),
+        ({"code": "resource_not_exist", "message": "flat"}, "resource_not_exist", "flat", None),
         (
             {"error": {"code": "batch_not_found", "message": "nested", "details": {"id": 1}}},
             "batch_not_found",
@@ -607,7 +607,7 @@ class ChunkedBody(httpx.SyncByteStream):
             yield piece
 
 
-def test_results_stream_line_by_line_skipping_blank_and_bad_lines() -> None:
+def test_results_stream_line_by_line_keeping_every_line_that_names_a_task() -> None:
     lines = [
         READY_LINE,
         "",
@@ -615,8 +615,14 @@ def test_results_stream_line_by_line_skipping_blank_and_bad_lines() -> None:
         "{not json",
         '{"task_id":"t2"}',
         '{"task_id":"t3","status":"failed","error":{"message":"x"}}',
+        '{"task_id":"t4","custom_id":"c4","status":"ready","data":{"data":"no generation id"}}',
+        '{"task_id":"t5","status":"ready","data":{"generation_id":"g","data":"d","finish_reason":"stop",',
+        '{"task_id": "t6", "custom_id": "c6", "status": "ready", "data": {"generation_id": "g", "data": "d", '
+        '"finish_reason": "stop", "usage": {"output_tokens": 1}}, "error": {"message": "partial"}}',
+        '{"custom_id":"orphan","status":"ready"}',
+        '{"task_id": "abc',
     ]
-    body = ChunkedBody(("\n".join(lines) + "\n").encode(), piece_bytes=7)
+    body = ChunkedBody(("\n".join(lines)).encode(), piece_bytes=7)
     server = FakeServer(lambda request: httpx.Response(200, stream=body, headers={"content-type": "application/jsonl"}))
     with make_client(server).stream_batch_results(BATCH_ID) as results:
         first = next(results)
@@ -624,8 +630,57 @@ def test_results_stream_line_by_line_skipping_blank_and_bad_lines() -> None:
         rest = list(results)
     assert first.data is not None
     assert first.data.data == "text"
-    assert [item.task_id for item in rest] == ["t3"]
+    assert first.parsed
+    assert [(item.task_id, item.custom_id, item.status, item.parsed) for item in rest] == [
+        ("t2", None, "", False),
+        ("t3", None, "failed", True),
+        ("t4", "c4", "ready", False),
+        ("t5", None, "", False),
+        ("t6", "c6", "ready", True),
+    ]
+    assert rest[0].parse_error is not None
+    assert "status" in rest[0].parse_error
+    assert rest[2].parse_error is not None
+    assert rest[2].parse_error.startswith("data.")
+    assert rest[2].data is None
+    assert rest[3].parse_error is not None
+    assert "not valid JSON" in rest[3].parse_error
+    assert rest[4].warning is not None
+    assert rest[4].warning.message == "partial"
+    assert rest[1].warning is None  # an error on a failed line is the failure, not a warning
+    assert (results.blank_lines, results.skipped_lines, results.unparsable_lines) == (2, 3, 3)
     assert server.requests[0].url.path == f"/v1.3/analyze/batches/{BATCH_ID}/results"
+
+
+def test_results_report_counts_not_content(caplog: pytest.LogCaptureFixture) -> None:
+    payload = f'{READY_LINE}\n{{"task_id":"t9","status":7}}\n{{"task_id": "secret-'.encode()
+    server = FakeServer(lambda request: httpx.Response(200, content=payload))
+    with caplog.at_level("WARNING"), make_client(server).stream_batch_results(BATCH_ID) as results:
+        assert len(list(results)) == 2
+    assert "1 line(s) without a readable task_id skipped, 1 unparsable line(s) kept" in caplog.text
+    assert "secret" not in caplog.text
+
+
+def test_unknown_statuses_and_finish_reasons_are_carried() -> None:
+    line = READY_LINE.replace('"status":"ready"', '"status":"scheduled"').replace('"stop"', '"end_turn"')
+    server = FakeServer(
+        answer(200, batch_body("validating")),
+        answer(200, {"data": [batch_body("validating"), batch_body("archived")]}),
+        answer(200, {"data": []}),
+        lambda request: httpx.Response(200, content=line.encode()),
+        answer(200, {"task_id": "t1", "status": "paused", "created_at": "2026-01-01T00:00:00Z"}),
+        answer(200, {"_id": "a1", "status": "transcoding"}),
+    )
+    client = make_client(server)
+    assert client.retrieve_batch(BATCH_ID).status == "validating"
+    assert [b.status for b in client.iter_batches()] == ["validating", "archived"]
+    with client.stream_batch_results(BATCH_ID) as results:
+        [item] = list(results)
+    assert (item.status, item.parsed) == ("scheduled", True)
+    assert item.data is not None
+    assert (item.data.finish_reason, item.data.known_finish_reason) == ("end_turn", None)
+    assert client.retrieve_task("t1").status == "paused"
+    assert client.retrieve_asset("a1").status == "transcoding"
 
 
 def test_results_open_errors_raise_on_entering() -> None:
@@ -648,3 +703,194 @@ def test_client_requires_an_api_key() -> None:
     with pytest.raises(errors.RequestValidationError) as caught:
         TwelveLabsClient("")
     assert caught.value.field == "api_key"
+
+
+# --- rate limits ------------------------------------------------------------------------------------------------
+
+EPOCH_AT_START = 1_767_225_600  # ManualClock's 2026-01-01T00:00:00Z
+
+
+def limited(remaining: str, reset: str, **extra: str) -> Handler:
+    headers = {"X-Ratelimit-Limit": "10", "X-Ratelimit-Remaining": remaining, "X-Ratelimit-Reset": reset, **extra}
+    return answer(429, {"code": "too_many_requests", "message": "slow down"}, headers)
+
+
+def test_429_without_retry_after_waits_until_the_ratelimit_reset() -> None:
+    clock = ManualClock()
+    server = FakeServer(limited("0", str(EPOCH_AT_START + 40)), answer(200, batch_body()))
+    client = make_client(server, clock, default_max_wait_seconds=60)
+    assert client.retrieve_batch(BATCH_ID).batch_id == BATCH_ID
+    assert clock.monotonic() == 40
+    assert len(server.requests) == 2
+
+
+def test_a_spent_window_outlasts_a_shorter_retry_after() -> None:
+    clock = ManualClock()
+    server = FakeServer(limited("0", str(EPOCH_AT_START + 25), **{"Retry-After": "3"}), answer(200, batch_body()))
+    make_client(server, clock, default_max_wait_seconds=60).retrieve_batch(BATCH_ID)
+    assert clock.monotonic() == 25
+
+
+def test_a_reset_beyond_the_budget_raises_at_once() -> None:
+    clock = ManualClock()
+    server = FakeServer(limited("0", str(EPOCH_AT_START + 3_600)))
+    with pytest.raises(errors.DeadlineExceededError):
+        make_client(server, clock, default_max_wait_seconds=30).retrieve_batch(BATCH_ID)
+    assert clock.monotonic() == 0
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected_seconds"),
+    [
+        ({"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(EPOCH_AT_START + 12)}, 12.0),
+        ({"X-Ratelimit-Reset": str(EPOCH_AT_START + 12)}, 12.0),  # no Remaining: the 429 says it is spent
+        ({"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": "30"}, 30.0),  # too small for epoch: seconds
+        ({"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(EPOCH_AT_START - 5)}, 0.0),
+        ({"X-Ratelimit-Remaining": "4", "X-Ratelimit-Reset": str(EPOCH_AT_START + 12)}, None),
+        ({"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": "tomorrow"}, None),
+        ({}, None),
+    ],
+)
+def test_ratelimit_headers_are_read_on_429(headers: dict[str, str], expected_seconds: float | None) -> None:
+    server = FakeServer(answer(429, {"code": "too_many_requests", "message": "slow"}, headers))
+    with pytest.raises(errors.RateLimitError) as caught:
+        make_client(server, retry_policy=RetryPolicy(max_attempts=1)).retrieve_batch(BATCH_ID)
+    assert caught.value.retry_after_seconds == expected_seconds
+
+
+def test_429_without_any_hint_backs_off_and_retries() -> None:
+    clock = ManualClock()
+    server = FakeServer(answer(429, {"code": "too_many_requests", "message": "slow"}), answer(200, batch_body()))
+    make_client(server, clock).retrieve_batch(BATCH_ID)
+    assert clock.monotonic() == RetryPolicy().base_delay_seconds
+    assert len(server.requests) == 2
+
+
+# --- key rotation -----------------------------------------------------------------------------------------------
+
+
+class RotatingKey:
+    """A provider over a secret that was rotated: its cache holds the old key until refreshed."""
+
+    def __init__(self, cached: str, current: str, *, fail_refresh: bool = False) -> None:
+        self.cached, self.current, self.fail_refresh = cached, current, fail_refresh
+        self.refreshes = 0
+
+    def get(self) -> str:
+        return self.cached
+
+    def refresh(self) -> str:
+        self.refreshes += 1
+        if self.fail_refresh:
+            raise RuntimeError("secret store unreachable")
+        self.cached = self.current
+        return self.cached
+
+
+def accepts_only(key: str, success: Handler, status: int = 401) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("x-api-key") != key:
+            return httpx.Response(status, json={"code": "api_key_invalid", "message": "API Key is invalid"})
+        return success(request)
+
+    return handler
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_is_refreshed_once_and_the_same_create_repeated(status: int) -> None:
+    keys = RotatingKey("old-key-111", "new-key-222")
+    server = FakeServer(accepts_only("new-key-222", answer(201, CREATED), status))
+    created = make_client(server, api_key=keys).create_batch(create_request())
+    assert created.batch_id == BATCH_ID
+    assert [r.headers["x-api-key"] for r in server.requests] == ["old-key-111", "new-key-222"]
+    assert json.loads(server.requests[0].content) == json.loads(server.requests[1].content)
+    assert keys.refreshes == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"), [(401, errors.AuthenticationError), (403, errors.PermissionDeniedError)]
+)
+def test_a_second_refusal_raises(status: int, error_class: type[errors.APIStatusError]) -> None:
+    keys = RotatingKey("old-key-111", "also-wrong-333")
+    server = FakeServer(accepts_only("right-key", answer(200, batch_body()), status))
+    with pytest.raises(error_class):
+        make_client(server, api_key=keys).retrieve_batch(BATCH_ID)
+    assert len(server.requests) == 2
+    assert keys.refreshes == 1
+
+
+def test_an_unchanged_key_is_not_sent_again() -> None:
+    server = FakeServer(answer(401, {"code": "api_key_invalid", "message": "invalid"}))
+    with pytest.raises(errors.AuthenticationError):
+        make_client(server).retrieve_batch(BATCH_ID)
+    assert len(server.requests) == 1
+
+
+def test_a_failing_refresh_keeps_the_refusal_with_its_cause() -> None:
+    keys = RotatingKey("old-key-111", "new-key-222", fail_refresh=True)
+    server = FakeServer(answer(401, {"code": "api_key_invalid", "message": "invalid"}))
+    with pytest.raises(errors.AuthenticationError) as caught:
+        make_client(server, api_key=keys).retrieve_batch(BATCH_ID)
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert len(server.requests) == 1
+
+
+def test_a_refused_presigned_upload_does_not_touch_the_key() -> None:
+    keys = RotatingKey("old-key-111", "new-key-222")
+    server = FakeServer(answer(403, {"code": "AccessDenied", "message": "expired"}))
+    with pytest.raises(errors.PermissionDeniedError):
+        make_client(server, api_key=keys).upload_chunks(session(1, urls=1), [b"aa"])
+    assert keys.refreshes == 0
+    assert "x-api-key" not in server.requests[0].headers
+
+
+def test_the_key_is_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    keys = RotatingKey("old-key-111", "new-key-222")
+    server = FakeServer(accepts_only("new-key-222", answer(503, {"message": "busy"})), answer(200, batch_body()))
+    with caplog.at_level("DEBUG"):
+        make_client(server, api_key=keys).retrieve_batch(BATCH_ID)
+        with pytest.raises(errors.AuthenticationError) as caught:
+            make_client(FakeServer(answer(401, {"message": "no"})), api_key=keys).retrieve_batch(BATCH_ID)
+    assert caplog.records  # the refresh and the retries were logged
+    for secret in ("old-key-111", "new-key-222"):
+        assert secret not in caplog.text
+        assert secret not in str(caught.value)
+    assert "new-key-222" not in repr(TwelveLabsClient("new-key-222", base_url=BASE))
+
+
+# --- observer ---------------------------------------------------------------------------------------------------
+
+
+def test_every_answer_reaches_the_observer_with_its_path_template() -> None:
+    seen: list[tuple[str, str, int]] = []
+    server = FakeServer(answer(503, {"message": "busy"}), answer(200, batch_body()), answer(404, {"message": "gone"}))
+    client = make_client(server, on_response=lambda method, template, status: seen.append((method, template, status)))
+    client.retrieve_batch(BATCH_ID)
+    with pytest.raises(errors.NotFoundError):
+        client.cancel_batch(BATCH_ID)
+    assert seen == [
+        ("GET", "analyze/batches/{batch_id}", 503),
+        ("GET", "analyze/batches/{batch_id}", 200),
+        ("POST", "analyze/batches/{batch_id}/cancel", 404),
+    ]
+
+
+def test_an_observer_that_raises_does_not_fail_the_call() -> None:
+    def broken(method: str, template: str, status: int) -> None:
+        raise RuntimeError("metrics backend down")
+
+    server = FakeServer(answer(200, batch_body()))
+    assert make_client(server, on_response=broken).retrieve_batch(BATCH_ID).batch_id == BATCH_ID
+
+
+# --- documented sizes -------------------------------------------------------------------------------------------
+
+
+def test_multipart_limit_is_ten_decimal_gigabytes() -> None:
+    server = FakeServer(answer(201, {"upload_id": "u", "asset_id": "a", "chunk_size": 1, "total_chunks": 1}))
+    client = make_client(server)
+    with pytest.raises(errors.RequestValidationError):
+        client.create_multipart_upload(filename="v.mp4", total_size=10_000_000_001)
+    client.create_multipart_upload(filename="v.mp4", total_size=10_000_000_000)
+    assert json.loads(server.requests[0].content)["total_size"] == 10_000_000_000

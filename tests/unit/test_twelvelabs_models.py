@@ -1,10 +1,13 @@
 import copy
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from videobatch.errors import RequestValidationError
 from videobatch.twelvelabs.models import (
+    KNOWN_BATCH_STATUSES,
+    KNOWN_ITEM_STATUSES,
+    KNOWN_TASK_STATUSES,
     AnalysisOptions,
     Asset,
     Batch,
@@ -286,3 +289,69 @@ def test_result_item_shapes() -> None:
     failed = BatchResultItem.model_validate_json('{"task_id":"t","status":"failed","error":{"message":"no"}}')
     assert failed.error is not None
     assert failed.error.code is None
+
+
+BATCH = {
+    "batch_id": "b" * 24,
+    "analysis_mode": "general",
+    "model_name": "pegasus1.5",
+    "status": "processing",
+    "total_items": 2,
+    "created_at": "2026-01-01T00:00:00Z",
+    "expires_at": "2026-01-02T00:00:00Z",
+}
+
+
+def _sdk_literal_values(alias: Any) -> frozenset[str]:
+    """The documented values of one of the SDK's open enums (``Union[Literal[...], Any]``)."""
+    literal = next(arg for arg in get_args(alias) if get_args(arg))
+    return frozenset(get_args(literal))
+
+
+def test_known_values_are_the_sdks() -> None:
+    from twelvelabs.types import AnalyzeTaskStatus, BatchItemStatus, BatchStatus
+
+    assert _sdk_literal_values(BatchStatus) == KNOWN_BATCH_STATUSES
+    assert _sdk_literal_values(BatchItemStatus) == KNOWN_ITEM_STATUSES
+    assert _sdk_literal_values(AnalyzeTaskStatus) <= KNOWN_TASK_STATUSES
+
+
+def test_status_and_finish_reason_fields_are_open() -> None:
+    batch = Batch.model_validate({**BATCH, "status": "validating"})
+    assert batch.status == "validating"
+    assert batch.status not in KNOWN_BATCH_STATUSES
+    line = BatchResultItem.model_validate_json(
+        '{"task_id":"t","status":"ready","data":{"generation_id":"g","data":"x",'
+        '"finish_reason":"content_filter","usage":{"output_tokens":1}},"error":{"message":"partial"}}'
+    )
+    assert line.data is not None
+    assert (line.data.finish_reason, line.data.known_finish_reason) == ("content_filter", None)
+    assert line.warning is not None
+    assert line.parsed
+
+
+def test_the_emulator_enforces_the_same_documented_numbers() -> None:
+    """Two copies on purpose (the emulator imports nothing of the client): a wrong one shows up here."""
+    from twelvelabs_emulator import limits as documented
+    from videobatch.twelvelabs import limits
+
+    for name in (
+        "MAX_REQUESTS_PER_BATCH",
+        "MAX_CONTENT_SECONDS_PER_BATCH",
+        "MAX_ACTIVE_BATCHES",
+        "BATCH_EXPIRY_SECONDS",
+        "RESULT_RETENTION_SECONDS",
+        "MIN_WINDOW_SECONDS",
+        "MAX_WINDOW_SECONDS",
+        "MAX_VIDEO_SECONDS",
+        "MAX_TOKENS_RANGE",
+        "DEFAULT_MAX_TOKENS",
+        "REJECTED_JSON_SCHEMA_KEYWORDS",
+        "MAX_DIRECT_UPLOAD_BYTES",
+        "MAX_URL_UPLOAD_BYTES",
+        "MAX_MULTIPART_UPLOAD_BYTES",
+        "MAX_PAGE_LIMIT",
+        "MAX_PRESIGNED_URLS_PER_CALL",
+    ):
+        assert getattr(limits, name) == getattr(documented, name), name
+    assert limits.MAX_URL_UPLOAD_BYTES == 4_000_000_000  # decimal: 4.1 GB must not go by URL

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "videobatch_tools.emulator.command",
+    "twelvelabs_emulator.command",
     "videobatch_tools.demo",
     "videobatch_tools.ops",
     "videobatch_tools.simulate.command",

@@ -1,12 +1,16 @@
 """Real sample media for the local stack, generated with PyAV (no downloads, no fixtures in git).
 
-The videos are genuine MP4 files that any demuxer accepts, but deliberately tiny: a 2 h 30 min video at
-16x16 pixels and one frame every five seconds writes in well under a second and weighs a few kilobytes,
-so tests and the simulation can use realistic durations without realistic cost.
+The videos are genuine MP4 files that any demuxer accepts and that meet TwelveLabs' video requirements by
+default (360x360, the smallest resolution the platform accepts), yet cost almost nothing to write: only the first
+``LOOP_FRAMES`` frames are encoded, as one closed group of pictures (an IDR frame, then P frames, no B frames),
+and the rest of the video repeats those encoded packets with advancing timestamps. Each repeat starts at an IDR
+frame, so the stream stays valid H.264 (or MPEG-4 Part 2) from start to end, and a 4 h video writes in a
+fraction of a second and weighs a few hundred kilobytes, so tests and the simulation can use realistic durations
+without realistic cost.
 
-Content moves (a square sliding over a coloured background) and is derived from ``seed``, so two seeds give
-different bytes (and therefore different S3 ETags and content hashes), while one seed always gives the same
-picture.
+Content moves (a square sliding over a coloured background, looping every ``LOOP_FRAMES`` frames) and is derived
+from ``seed``, so two seeds give different bytes (and therefore different S3 ETags and content hashes), while one
+seed always gives the same picture.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import struct
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 from av.container import OutputContainer
 from av.video.plane import VideoPlane
 
-from videobatch_tools.emulator.media import quiet_libav_logs
+from twelvelabs_emulator.media import quiet_libav_logs
 
 AUDIO_SAMPLE_RATE_HZ = 8_000
 # AAC encodes fixed frames of 1024 samples.
@@ -31,6 +36,11 @@ _AUDIO_TIME_BASE = Fraction(1, AUDIO_SAMPLE_RATE_HZ)
 _TONE_FRAMES = 8
 _SILENT_LEAD_FRAMES = 4
 _MAX_RATE_DENOMINATOR = 1_000
+# Frames actually encoded; longer videos repeat them (see the module docstring).
+LOOP_FRAMES = 48
+# The smallest video TwelveLabs accepts (360x360 to 5184x2160, aspect ratio 1:1 to 2.4:1).
+DEFAULT_WIDTH = 360
+DEFAULT_HEIGHT = 360
 # The first bytes of an ISO-BMFF file: a 'ftyp' box declaring the isom brand, as a real MP4 starts.
 _MP4_FTYP_BOX = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
 
@@ -44,16 +54,19 @@ def write_sample_video(
     path: Path,
     *,
     duration_seconds: float,
-    width: int = 64,
-    height: int = 64,
+    width: int = DEFAULT_WIDTH,
+    height: int = DEFAULT_HEIGHT,
     fps: float = 8,
     audio: bool = False,
     seed: int = 0,
+    start_seconds: float = 0.0,
 ) -> Path:
     """Write an MP4 of ``duration_seconds`` with moving, seed-derived content; returns ``path``.
 
-    Cost is proportional to ``duration_seconds * fps`` frames (and 8 kHz of audio when ``audio``): for long
-    videos pass a tiny frame (16x16) and a low rate (``fps=0.2``).
+    Encoding cost is bounded by ``LOOP_FRAMES`` frames whatever the duration; muxing costs a few microseconds per
+    frame, so long videos still want a low rate (``fps=0.2``). ``start_seconds`` (video only, rounded to a whole
+    frame) makes the first frame's timestamp non-zero, as in a clip cut from a longer recording: the container then
+    reports that start time, and the duration still counts from the first frame.
     """
     return write_video_with_codec(
         path,
@@ -64,6 +77,7 @@ def write_sample_video(
         fps=fps,
         audio=audio,
         seed=seed,
+        start_seconds=start_seconds,
     )
 
 
@@ -77,23 +91,25 @@ def write_video_with_codec(
     fps: float,
     audio: bool,
     seed: int,
+    start_seconds: float = 0.0,
 ) -> Path:
     """``write_sample_video`` with an explicit encoder, so both the H.264 and the fallback path are testable."""
     _check_video_args(codec=codec, duration_seconds=duration_seconds, width=width, height=height, fps=fps)
+    if start_seconds < 0 or (start_seconds and audio):
+        raise ValueError(f"start_seconds must be >= 0 and needs audio=False, got {start_seconds} (audio={audio})")
     path.parent.mkdir(parents=True, exist_ok=True)
     rate = Fraction(fps).limit_denominator(_MAX_RATE_DENOMINATOR)
     # At least one frame; the last frame lasts 1/fps, so n frames span n/fps seconds.
     frame_count = max(1, round(duration_seconds * rate))
+    first_pts = round(start_seconds * rate)
     with quiet_libav_logs(), av.open(str(path), mode="w", format="mp4") as container:
-        video = container.add_stream(codec, rate=rate)
+        video = container.add_stream(codec, rate=rate, options=_closed_gop_options(codec))
         assert isinstance(video, av.VideoStream)  # checked by _check_video_args; narrows the type
         video.width = width
         video.height = height
         video.pix_fmt = "yuv420p"
         audio_stream = _add_audio_stream(container) if audio else None
-        for frame in _video_frames(width=width, height=height, rate=rate, frame_count=frame_count, seed=seed):
-            container.mux(video.encode(frame))
-        container.mux(video.encode(None))
+        _write_video(container, video, rate=rate, frame_count=frame_count, first_pts=first_pts, seed=seed)
         if audio_stream is not None:
             _write_tone(container, audio_stream, duration_seconds=frame_count / rate, seed=seed)
     return path
@@ -109,6 +125,58 @@ def _check_video_args(*, codec: str, duration_seconds: float, width: int, height
     # yuv420p subsamples chroma by two in each direction, so encoders need even dimensions.
     if width < 2 or height < 2 or width % 2 or height % 2:
         raise ValueError(f"width and height must be even and >= 2, got {width}x{height}")
+
+
+def _closed_gop_options(codec: str) -> dict[str, str]:
+    """Encoder options for one closed group of ``LOOP_FRAMES`` pictures: a key frame first, no B frames."""
+    if codec == "libx264":
+        return {
+            "preset": "veryfast",
+            "x264-params": f"keyint={LOOP_FRAMES}:min-keyint={LOOP_FRAMES}:scenecut=0:bframes=0",
+        }
+    return {"g": str(LOOP_FRAMES), "bf": "0"}
+
+
+def _write_video(
+    container: OutputContainer,
+    video: av.VideoStream,
+    *,
+    rate: Fraction,
+    frame_count: int,
+    first_pts: int,
+    seed: int,
+) -> None:
+    """Encode up to ``LOOP_FRAMES`` frames, then repeat their packets until ``frame_count`` frames are written."""
+    encoded: list[tuple[bytes, bool]] = []
+    frames = _video_frames(
+        width=video.width, height=video.height, rate=rate, frame_count=min(frame_count, LOOP_FRAMES), seed=seed
+    )
+    for frame in frames:
+        frame.pts = (frame.pts or 0) + first_pts
+        encoded.extend(_mux_all(container, video.encode(frame)))
+    encoded.extend(_mux_all(container, video.encode(None)))
+    if frame_count <= LOOP_FRAMES:
+        return
+    if len(encoded) != LOOP_FRAMES or not encoded[0][1]:
+        raise RuntimeError(f"the encoder did not produce one closed group of {LOOP_FRAMES} pictures")
+    frame_time_base = 1 / rate
+    for index in range(LOOP_FRAMES, frame_count):
+        payload, is_keyframe = encoded[index % LOOP_FRAMES]
+        packet = av.Packet(payload)
+        packet.pts = packet.dts = first_pts + index
+        packet.duration = 1
+        packet.time_base = frame_time_base
+        packet.is_keyframe = is_keyframe
+        packet.stream = video
+        container.mux(packet)
+
+
+def _mux_all(container: OutputContainer, packets: list[av.Packet[Any]]) -> Iterator[tuple[bytes, bool]]:
+    """Mux ``packets``, yielding each one's bytes and key-frame flag, read before muxing rescales it."""
+    for packet in packets:
+        kept = (bytes(packet), packet.is_keyframe)
+        container.mux(packet)
+        yield kept
 
 
 def _video_frames(*, width: int, height: int, rate: Fraction, frame_count: int, seed: int) -> Iterator[av.VideoFrame]:

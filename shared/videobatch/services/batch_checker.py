@@ -167,6 +167,8 @@ class BatchCheckService:
                 item = owners.get(line.custom_id or "")
                 if item is None or item.item_id not in run.open or line.status not in _FINAL_STATUSES:
                     continue  # another attempt's line, already settled, or still running
+                if line.parse_error is not None:
+                    continue  # unreadable: the item stays open and its line is read again at the next check
                 if line.status != "ready":
                     error = line.error
                     code, message = (error.code, error.message) if error else (None, None)
@@ -184,7 +186,7 @@ class BatchCheckService:
     def _finish(self, item: ItemRecord, record: BatchRecord, lines: dict[str, BatchResultItem], run: _Run) -> None:
         windows = item.custom_ids()
         parts = [
-            WindowResult(window=windows[custom_id], text=line.data.data, finish_reason=line.data.finish_reason)
+            WindowResult(window=windows[custom_id], text=line.data.data, finish_reason=line.data.known_finish_reason)
             for custom_id, line in lines.items()
             if line.data is not None
         ]

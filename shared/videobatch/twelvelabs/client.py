@@ -8,6 +8,14 @@ and when the budget runs out the call raises DeadlineExceededError carrying the 
 Retries follow RetryPolicy. Creates (batch, asset, upload session) are never repeated after they may have
 reached the API: a timeout, a dropped connection or a 5xx raises OutcomeUnknownError. For ``create_batch`` this
 means DeadlineExceededError, TransportError, RateLimitError and other 4xx all guarantee no batch was created.
+A 429 waits at least what ``Retry-After`` or a spent ``X-Ratelimit-Reset`` asks.
+
+Key: a string, or an ``ApiKeyProvider`` read on every request. A 401/403 refreshes it once and, if the key changed,
+repeats that call once (an auth refusal created nothing, so this holds for creates too). The key is never logged.
+
+``on_response(method, path_template, status)`` is called for every HTTP answer, retries included (e.g. ``"GET",
+"analyze/batches/{batch_id}", 503``), so the runtime can count errors by status; an observer that raises is logged
+and ignored.
 """
 
 from __future__ import annotations
@@ -25,22 +33,24 @@ from pydantic import BaseModel, ValidationError
 
 from videobatch.clock import Clock, SystemClock
 from videobatch.errors import (
+    AuthenticationError,
     ConflictError,
     DeadlineExceededError,
     NotFoundError,
     OutcomeUnknownError,
+    PermissionDeniedError,
     RequestValidationError,
     ServerError,
     TwelveLabsError,
 )
 from videobatch.twelvelabs import limits
+from videobatch.twelvelabs.keys import ApiKeyProvider, StaticApiKey
 from videobatch.twelvelabs.models import (
     Asset,
     AssetType,
     Batch,
     BatchCreated,
     BatchCreateRequest,
-    BatchResultItem,
     BatchStatus,
     ChunkReport,
     CompletedChunk,
@@ -52,6 +62,7 @@ from videobatch.twelvelabs.models import (
     TaskStatus,
     UploadType,
 )
+from videobatch.twelvelabs.results import ResultLines
 from videobatch.twelvelabs.retry import RetryPolicy, StopReason
 from videobatch.twelvelabs.validation import validate_batch_request
 from videobatch.twelvelabs.wire import status_error, transport_error
@@ -67,6 +78,18 @@ logger = logging.getLogger(__name__)
 
 Params = Mapping[str, str | int | bool | Sequence[str] | None]
 RequestBuilder = Callable[[httpx.Timeout], httpx.Request]
+ResponseObserver = Callable[[str, str, int], None]
+_API_KEY_HEADER: Final = "x-api-key"
+PRESIGNED_URL_TEMPLATE: Final = "{presigned_upload_url}"
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One call's requests: how to build them, and the path template observers see."""
+
+    method: str
+    template: str
+    build: RequestBuilder
 
 
 @dataclass
@@ -75,12 +98,13 @@ class _Trace:
 
     attempts: int = 0
     retried_after_ambiguity: bool = False
+    key_refreshed: bool = False
 
 
 class TwelveLabsClient:
     def __init__(
         self,
-        api_key: str,
+        api_key: str | ApiKeyProvider,
         *,
         base_url: str = DEFAULT_BASE_URL,
         clock: Clock | None = None,
@@ -89,15 +113,21 @@ class TwelveLabsClient:
         attempt_timeout_seconds: float = DEFAULT_ATTEMPT_TIMEOUT_SECONDS,
         retry_policy: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        on_response: ResponseObserver | None = None,
     ) -> None:
-        if not api_key:
-            raise RequestValidationError("api_key", "must not be empty")
+        if isinstance(api_key, str):
+            if not api_key:
+                raise RequestValidationError("api_key", "must not be empty")
+            api_key = StaticApiKey(api_key)
+        self._keys: ApiKeyProvider = api_key
         self._clock: Clock = clock or SystemClock()
         self._time_remaining = time_remaining
         self._default_max_wait_seconds = default_max_wait_seconds
         self._attempt_timeout_seconds = attempt_timeout_seconds
         self._policy = retry_policy or RetryPolicy()
-        self._http = httpx.Client(base_url=base_url, headers={"x-api-key": api_key}, transport=transport)
+        self._on_response = on_response
+        # No default headers: the key is read per request, so a rotated key is picked up without a new client.
+        self._http = httpx.Client(base_url=base_url, transport=transport)
 
     def close(self) -> None:
         self._http.close()
@@ -157,8 +187,9 @@ class TwelveLabsClient:
         return self._create_asset(fields, (filename, file, content_type), max_wait_seconds)
 
     def retrieve_asset(self, asset_id: str, *, max_wait_seconds: float | None = None) -> Asset:
-        path = f"assets/{_segment('asset_id', asset_id)}"
-        return self._json_call(Asset, "GET", path, max_wait_seconds=max_wait_seconds)
+        return self._json_call(
+            Asset, "GET", "assets/{asset_id}", segments={"asset_id": asset_id}, max_wait_seconds=max_wait_seconds
+        )
 
     def list_assets(
         self,
@@ -196,8 +227,7 @@ class TwelveLabsClient:
         )
 
     def delete_asset(self, asset_id: str, *, force: bool | None = None, max_wait_seconds: float | None = None) -> None:
-        path = f"assets/{_segment('asset_id', asset_id)}"
-        self._delete(path, {"force": force}, max_wait_seconds)
+        self._delete("assets/{asset_id}", {"asset_id": asset_id}, {"force": force}, max_wait_seconds)
 
     # --- multipart upload -------------------------------------------------------------------------------------
 
@@ -241,8 +271,14 @@ class TwelveLabsClient:
         if not completed_chunks:
             raise RequestValidationError("completed_chunks", "must hold at least one chunk")
         body = {"completed_chunks": [chunk.model_dump(mode="json") for chunk in completed_chunks]}
-        path = f"assets/multipart-uploads/{_segment('upload_id', upload_id)}"
-        return self._json_call(ChunkReport, "POST", path, json_body=body, max_wait_seconds=max_wait_seconds)
+        return self._json_call(
+            ChunkReport,
+            "POST",
+            "assets/multipart-uploads/{upload_id}",
+            segments={"upload_id": upload_id},
+            json_body=body,
+            max_wait_seconds=max_wait_seconds,
+        )
 
     def request_presigned_urls(
         self, upload_id: str, *, start: int, count: int, max_wait_seconds: float | None = None
@@ -253,9 +289,15 @@ class TwelveLabsClient:
     def get_multipart_upload_status(
         self, upload_id: str, *, page: int = 1, page_limit: int | None = None, max_wait_seconds: float | None = None
     ) -> MultipartUploadStatus:
-        path = f"assets/multipart-uploads/{_segment('upload_id', upload_id)}"
         params: Params = {"page": page, "page_limit": _page_limit(page_limit)}
-        return self._json_call(MultipartUploadStatus, "GET", path, params=params, max_wait_seconds=max_wait_seconds)
+        return self._json_call(
+            MultipartUploadStatus,
+            "GET",
+            "assets/multipart-uploads/{upload_id}",
+            segments={"upload_id": upload_id},
+            params=params,
+            max_wait_seconds=max_wait_seconds,
+        )
 
     def upload_chunks(
         self, upload: MultipartUpload, chunks: Iterable[bytes], *, max_wait_seconds: float | None = None
@@ -300,8 +342,13 @@ class TwelveLabsClient:
         return _parse(BatchCreated, response, unreadable=OutcomeUnknownError)
 
     def retrieve_batch(self, batch_id: str, *, max_wait_seconds: float | None = None) -> Batch:
-        path = f"analyze/batches/{_segment('batch_id', batch_id)}"
-        return self._json_call(Batch, "GET", path, max_wait_seconds=max_wait_seconds)
+        return self._json_call(
+            Batch,
+            "GET",
+            "analyze/batches/{batch_id}",
+            segments={"batch_id": batch_id},
+            max_wait_seconds=max_wait_seconds,
+        )
 
     def list_batches(
         self,
@@ -334,20 +381,19 @@ class TwelveLabsClient:
         )
 
     @contextmanager
-    def stream_batch_results(
-        self, batch_id: str, *, max_wait_seconds: float | None = None
-    ) -> Iterator[Iterator[BatchResultItem]]:
+    def stream_batch_results(self, batch_id: str, *, max_wait_seconds: float | None = None) -> Iterator[ResultLines]:
         """``GET /analyze/batches/{id}/results`` as an iterator of parsed lines, read from the network as consumed.
 
-        Opening is retried like any GET; errors (404 ...) raise when the ``with`` block is entered. Blank and
-        unparsable lines are skipped, as the official SDK does. ``max_wait_seconds`` covers opening the stream and
-        bounds each read, not the consumer's time between lines.
+        Opening is retried like any GET; errors (404 ...) raise when the ``with`` block is entered. No line naming
+        a task is dropped: one that does not parse comes with ``parse_error`` set (see ``results``); blank lines and
+        lines without a readable task id are skipped and counted on the iterator. ``max_wait_seconds`` covers
+        opening the stream and bounds each read, not the consumer's time between lines.
         """
-        path = f"analyze/batches/{_segment('batch_id', batch_id)}/results"
         deadline = self._deadline(max_wait_seconds)
-        response = self._execute(self._builder("GET", path), deadline=deadline, idempotent=True, stream=True)
+        call = self._builder("GET", "analyze/batches/{batch_id}/results", segments={"batch_id": batch_id})
+        response = self._execute(call, deadline=deadline, idempotent=True, stream=True)
         try:
-            yield _result_lines(response, batch_id)
+            yield ResultLines(response.iter_lines(), batch_id)
         finally:
             response.close()
 
@@ -358,17 +404,17 @@ class TwelveLabsClient:
         attempt of this call may have landed, that 409 is resolved by reading the batch and returning it if it
         is canceling or canceled.
         """
-        path = f"analyze/batches/{_segment('batch_id', batch_id)}"
+        segments = {"batch_id": batch_id}
         deadline = self._deadline(max_wait_seconds)
         trace = _Trace()
         try:
-            response = self._execute(
-                self._builder("POST", f"{path}/cancel"), deadline=deadline, idempotent=True, trace=trace
-            )
+            cancel = self._builder("POST", "analyze/batches/{batch_id}/cancel", segments=segments)
+            response = self._execute(cancel, deadline=deadline, idempotent=True, trace=trace)
         except ConflictError:
             if not trace.retried_after_ambiguity:
                 raise
-            batch = _parse(Batch, self._execute(self._builder("GET", path), deadline=deadline, idempotent=True))
+            read = self._builder("GET", "analyze/batches/{batch_id}", segments=segments)
+            batch = _parse(Batch, self._execute(read, deadline=deadline, idempotent=True))
             if batch.status not in _CANCELED_OR_CANCELING:
                 raise
             return batch
@@ -376,13 +422,14 @@ class TwelveLabsClient:
 
     def delete_batch(self, batch_id: str, *, max_wait_seconds: float | None = None) -> None:
         """``DELETE /analyze/batches/{id}`` (terminal batches only, else ConflictError)."""
-        self._delete(f"analyze/batches/{_segment('batch_id', batch_id)}", None, max_wait_seconds)
+        self._delete("analyze/batches/{batch_id}", {"batch_id": batch_id}, None, max_wait_seconds)
 
     # --- tasks ------------------------------------------------------------------------------------------------
 
     def retrieve_task(self, task_id: str, *, max_wait_seconds: float | None = None) -> Task:
-        path = f"analyze/tasks/{_segment('task_id', task_id)}"
-        return self._json_call(Task, "GET", path, max_wait_seconds=max_wait_seconds)
+        return self._json_call(
+            Task, "GET", "analyze/tasks/{task_id}", segments={"task_id": task_id}, max_wait_seconds=max_wait_seconds
+        )
 
     def list_tasks(
         self,
@@ -430,32 +477,38 @@ class TwelveLabsClient:
     def _builder(
         self,
         method: str,
-        path: str,
+        template: str,
         *,
+        segments: Mapping[str, str] | None = None,
         params: Params | None = None,
         json_body: Any = None,
         files: list[tuple[str, Any]] | None = None,
-    ) -> RequestBuilder:
+    ) -> _Call:
+        path = template.format(**{name: _segment(name, value) for name, value in (segments or {}).items()})
         query = _query(params) if params else None
 
         def build(timeout: httpx.Timeout) -> httpx.Request:
-            return self._http.build_request(method, path, params=query, json=json_body, files=files, timeout=timeout)
+            headers = {_API_KEY_HEADER: self._keys.get()}
+            return self._http.build_request(
+                method, path, params=query, json=json_body, files=files, headers=headers, timeout=timeout
+            )
 
-        return build
+        return _Call(method, template, build)
 
     def _json_call(
         self,
         model: type[ModelT],
         method: str,
-        path: str,
+        template: str,
         *,
+        segments: Mapping[str, str] | None = None,
         params: Params | None = None,
         json_body: Any = None,
         idempotent: bool = True,
         max_wait_seconds: float | None,
     ) -> ModelT:
-        builder = self._builder(method, path, params=params, json_body=json_body)
-        response = self._execute(builder, deadline=self._deadline(max_wait_seconds), idempotent=idempotent)
+        call = self._builder(method, template, segments=segments, params=params, json_body=json_body)
+        response = self._execute(call, deadline=self._deadline(max_wait_seconds), idempotent=idempotent)
         return _parse(model, response)
 
     def _create_asset(
@@ -467,22 +520,25 @@ class TwelveLabsClient:
         parts = [*fields, ("file", file)] if file is not None else fields
         stream = None if file is None or isinstance(file[1], bytes) else file[1]
         start = stream.tell() if stream is not None else 0
-        build = self._builder("POST", "assets", files=parts)
+        call = self._builder("POST", "assets", files=parts)
 
         def rewinding_build(timeout: httpx.Timeout) -> httpx.Request:
-            # A retry (only after a connect failure) must send the file from its start again.
+            # A retry (after a connect failure or a refreshed key) must send the file from its start again.
             if stream is not None:
                 stream.seek(start)
-            return build(timeout)
+            return call.build(timeout)
 
-        response = self._execute(rewinding_build, deadline=self._deadline(max_wait_seconds), idempotent=False)
+        rewinding = _Call(call.method, call.template, rewinding_build)
+        response = self._execute(rewinding, deadline=self._deadline(max_wait_seconds), idempotent=False)
         return _parse(Asset, response)
 
-    def _delete(self, path: str, params: Params | None, max_wait_seconds: float | None) -> None:
+    def _delete(
+        self, template: str, segments: Mapping[str, str], params: Params | None, max_wait_seconds: float | None
+    ) -> None:
         trace = _Trace()
         try:
             self._execute(
-                self._builder("DELETE", path, params=params),
+                self._builder("DELETE", template, segments=segments, params=params),
                 deadline=self._deadline(max_wait_seconds),
                 idempotent=True,
                 trace=trace,
@@ -497,9 +553,13 @@ class TwelveLabsClient:
             raise RequestValidationError("start", "must be >= 1 (chunk indexes are 1-based)")
         if not 1 <= count <= limits.MAX_PRESIGNED_URLS_PER_CALL:
             raise RequestValidationError("count", f"must be 1 to {limits.MAX_PRESIGNED_URLS_PER_CALL}")
-        path = f"assets/multipart-uploads/{_segment('upload_id', upload_id)}/presigned-urls"
-        builder = self._builder("POST", path, json_body={"start": start, "count": count})
-        return _parse(PresignedUrls, self._execute(builder, deadline=deadline, idempotent=True))
+        call = self._builder(
+            "POST",
+            "assets/multipart-uploads/{upload_id}/presigned-urls",
+            segments={"upload_id": upload_id},
+            json_body={"start": start, "count": count},
+        )
+        return _parse(PresignedUrls, self._execute(call, deadline=deadline, idempotent=True))
 
     def _put_chunk(self, url: str, chunk: bytes, chunk_index: int, headers: Mapping[str, str], deadline: float) -> str:
         def build(timeout: httpx.Timeout) -> httpx.Request:
@@ -510,7 +570,7 @@ class TwelveLabsClient:
             request.extensions["timeout"] = timeout.as_dict()
             return request
 
-        response = self._execute(build, deadline=deadline, idempotent=True)
+        response = self._execute(_Call("PUT", PRESIGNED_URL_TEMPLATE, build), deadline=deadline, idempotent=True)
         etag = str(response.headers.get("etag", "")).strip('"')
         if not etag:
             raise TwelveLabsError(f"chunk {chunk_index}: the upload answered {response.status_code} without an ETag")
@@ -518,7 +578,7 @@ class TwelveLabsClient:
 
     def _execute(
         self,
-        build: RequestBuilder,
+        call: _Call,
         *,
         deadline: float,
         idempotent: bool,
@@ -534,10 +594,14 @@ class TwelveLabsClient:
                 raise DeadlineExceededError(f"time budget spent after {trace.attempts} attempt(s)", last_error)
             trace.attempts += 1
             timeout = httpx.Timeout(min(self._attempt_timeout_seconds, remaining_seconds))
-            outcome = self._attempt(build(timeout), idempotent=idempotent, stream=stream)
+            request = call.build(timeout)
+            outcome = self._attempt(call, request, idempotent=idempotent, stream=stream)
             if isinstance(outcome, httpx.Response):
                 return outcome
             error = outcome
+            if self._key_was_refreshed(error, request, trace):
+                last_error = error
+                continue
             decision = self._policy.decide(
                 attempt=trace.attempts,
                 error=error,
@@ -554,12 +618,31 @@ class TwelveLabsClient:
             last_error = error
             self._clock.sleep(decision.delay_seconds)
 
-    def _attempt(self, request: httpx.Request, *, idempotent: bool, stream: bool) -> httpx.Response | TwelveLabsError:
+    def _key_was_refreshed(self, error: Exception, request: httpx.Request, trace: _Trace) -> bool:
+        """After the first 401/403 of a call that sent the key: re-read it; True when it changed (try once more)."""
+        sent = request.headers.get(_API_KEY_HEADER)
+        if trace.key_refreshed or sent is None or not isinstance(error, AuthenticationError | PermissionDeniedError):
+            return False
+        trace.key_refreshed = True
+        try:
+            fresh = self._keys.refresh()
+        except Exception as refresh_error:
+            # The provider failed (its source unreachable): the refusal stands, with the reason attached.
+            raise error from refresh_error
+        if fresh == sent:
+            return False
+        logger.info("TwelveLabs refused the API key with %d; retrying once with the refreshed key", error.status_code)
+        return True
+
+    def _attempt(
+        self, call: _Call, request: httpx.Request, *, idempotent: bool, stream: bool
+    ) -> httpx.Response | TwelveLabsError:
         """One send: the response on success, else the error it amounts to (not raised, so the caller can retry)."""
         try:
             response = self._http.send(request, stream=stream)
         except httpx.HTTPError as exc:
             return transport_error(exc, request)
+        self._observe(call, response.status_code)
         if response.is_success:
             return response
         if stream:
@@ -572,6 +655,15 @@ class TwelveLabsClient:
             unknown.__cause__ = error
             error = unknown
         return error
+
+    def _observe(self, call: _Call, status: int) -> None:
+        if self._on_response is None:
+            return
+        try:
+            self._on_response(call.method, call.template, status)
+        except Exception:
+            # Metrics must never fail an API call.
+            logger.warning("the on_response observer raised; ignored", exc_info=True)
 
 
 def _parse(
@@ -587,19 +679,6 @@ def _parse(
             f"unexpected body for {model.__name__} at {location}: {first['msg']} "
             f"({exc.error_count()} problem(s))"
         ) from exc
-
-
-def _result_lines(response: httpx.Response, batch_id: str) -> Iterator[BatchResultItem]:
-    skipped = 0
-    for line in response.iter_lines():
-        if not line.strip():
-            continue
-        try:
-            yield BatchResultItem.model_validate_json(line)
-        except ValidationError:
-            skipped += 1
-    if skipped:
-        logger.warning("batch %s: skipped %d unparsable result line(s)", batch_id, skipped)
 
 
 def _iter_pages(fetch: Callable[[int], Page[ItemT]]) -> Iterator[ItemT]:

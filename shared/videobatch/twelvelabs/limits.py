@@ -45,7 +45,7 @@ REJECTED_JSON_SCHEMA_KEYWORDS: Final[frozenset[str]] = frozenset(
     {"minLength", "maxLength", "additionalProperties", "uniqueItems", "maxItems"}
 )
 
-# Documented in decimal units (200 MB, 4 GB, 10 GB): a 4.2 GB file still goes by URL.
+# Decimal, as the docs write them: 200 MB is 200,000,000 bytes (a binary reading would let a 4.1 GB file go by URL).
 MAX_DIRECT_UPLOAD_BYTES: Final = 200_000_000
 MAX_URL_UPLOAD_BYTES: Final = 4_000_000_000
 MAX_MULTIPART_UPLOAD_BYTES: Final = 10_000_000_000

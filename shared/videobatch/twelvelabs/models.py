@@ -1,23 +1,38 @@
 """Wire models of the TwelveLabs API v1.3 (the subset this project uses).
 
 Request models are strict (``extra="forbid"``): a typo in a field name fails here, not as a 400 from the API.
-Response models ignore unknown fields because the API adds fields over time and a Lambda must keep working.
+Response models ignore unknown fields because the API adds fields over time and a Lambda must keep working. For
+the same reason statuses and finish reasons are open enums: typed ``str``, with the documented values as
+``KNOWN_*`` constants (and ``Known*`` literals), so a value the API adds is carried, never a parse failure of the
+whole batch, page or results line.
 Every model defers building its validator to first use, which keeps the cold-start import cheap.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Final, Generic, Literal, TypeAlias, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from videobatch.twelvelabs.limits import AnalysisMode
 
-BatchStatus = Literal["pending", "processing", "canceling", "canceled", "completed", "expired"]
-ItemStatus = Literal["queued", "processing", "ready", "failed", "canceled"]
-TaskStatus = Literal["queued", "pending", "processing", "ready", "failed", "canceled"]
-AssetStatus = Literal["processing", "ready", "failed"]
+KnownBatchStatus = Literal["pending", "processing", "canceling", "canceled", "completed", "expired"]
+KnownItemStatus = Literal["queued", "processing", "ready", "failed", "canceled"]
+KnownTaskStatus = Literal["queued", "pending", "processing", "ready", "failed", "canceled"]
+KnownAssetStatus = Literal["processing", "ready", "failed"]
+KnownFinishReason = Literal["stop", "length"]
+KNOWN_BATCH_STATUSES: Final[frozenset[str]] = frozenset(get_args(KnownBatchStatus))
+KNOWN_ITEM_STATUSES: Final[frozenset[str]] = frozenset(get_args(KnownItemStatus))
+KNOWN_TASK_STATUSES: Final[frozenset[str]] = frozenset(get_args(KnownTaskStatus))
+KNOWN_ASSET_STATUSES: Final[frozenset[str]] = frozenset(get_args(KnownAssetStatus))
+KNOWN_FINISH_REASONS: Final[frozenset[str]] = frozenset(get_args(KnownFinishReason))
+# Open enums (see the module docstring): any string the API sends.
+BatchStatus: TypeAlias = str
+ItemStatus: TypeAlias = str
+TaskStatus: TypeAlias = str
+AssetStatus: TypeAlias = str
+FinishReason: TypeAlias = str
 AssetType = Literal["image", "video", "audio", "document"]
 UploadType = Literal["video", "audio", "image"]
 
@@ -196,8 +211,17 @@ class GeneratedText(ResponseModel):
     generation_id: str
     # The model output as a string; in time_based_metadata mode it is itself JSON.
     data: str
-    finish_reason: Literal["stop", "length"]
+    finish_reason: FinishReason
     usage: TokenUsage
+
+    @property
+    def known_finish_reason(self) -> KnownFinishReason | None:
+        """``stop`` or ``length``; None for a value the API added (read it from ``finish_reason``)."""
+        if self.finish_reason == "stop":
+            return "stop"
+        if self.finish_reason == "length":
+            return "length"
+        return None
 
 
 class ItemError(ResponseModel):
@@ -206,11 +230,25 @@ class ItemError(ResponseModel):
 
 
 class BatchResultItem(ResponseModel):
+    """One results line. A line that carries a task id but does not fit this model is still yielded: then
+    ``parse_error`` says why, ``status`` is the line's raw status (``""`` if it had none) and ``data`` / ``error``
+    are None. A ``ready`` line may carry an ``error``: a partial result (``warning``)."""
+
     task_id: str
     custom_id: str | None = None
     status: ItemStatus
     data: GeneratedText | None = None
     error: ItemError | None = None
+    parse_error: str | None = None
+
+    @property
+    def parsed(self) -> bool:
+        return self.parse_error is None
+
+    @property
+    def warning(self) -> ItemError | None:
+        """The error of a ``ready`` line: the result is partial, as the error says."""
+        return self.error if self.status == "ready" else None
 
 
 class TaskVideoSource(ResponseModel):
@@ -304,7 +342,7 @@ class ChunkInfo(ResponseModel):
 
 class MultipartUploadStatus(ResponseModel):
     upload_id: str | None = None
-    status: Literal["active", "completed", "failed", "expired"] | None = None
+    status: str | None = None
     uploaded_chunks: list[ChunkInfo] = Field(default_factory=list)
     chunks_completed: int | None = None
     chunks_failed: int | None = None

@@ -2,7 +2,9 @@
 
 - An error status becomes the APIStatusError subclass for it, with the code, message and details from either of
   the API's body shapes (flat ``{code, message}`` or nested ``{"error": {code, message, details}}``; a body with both
-  is read from the nested part first) and Retry-After in seconds.
+  is read from the nested part first) and the wait the API asked for, in seconds: ``Retry-After``, and for a 429
+  also ``X-Ratelimit-Reset`` when ``X-Ratelimit-Remaining`` is 0 or absent (the later of the two wins: retrying
+  before the window resets would only be refused again).
 - An httpx exception becomes TransportError when the request provably never left (connect failure, no pooled
   connection in time) and OutcomeUnknownError otherwise (timeout, dropped connection after sending).
 """
@@ -20,6 +22,9 @@ from videobatch.errors import APIStatusError, OutcomeUnknownError, TransportErro
 
 _MESSAGE_CHARS = 500
 _DIGITS = re.compile(r"^\s*\d+(\.\d+)?\s*$")
+_RATE_LIMITED = 429
+# X-Ratelimit-Reset is documented as epoch seconds; a smaller number can only be seconds from now.
+_EPOCH_FLOOR_SECONDS = 1_000_000_000
 # PoolTimeout means no connection was free before the timeout: nothing was written to the network yet.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
@@ -28,11 +33,16 @@ def status_error(response: httpx.Response, now: datetime) -> APIStatusError:
     """The typed error for a non-2xx response whose body has been read."""
     code, message, details = parse_error_body(response)
     error_class = api_error_class(response.status_code)
+    wait_seconds = parse_retry_after(response.headers, now)
+    if response.status_code == _RATE_LIMITED:
+        reset_seconds = parse_ratelimit_reset(response.headers, now)
+        if reset_seconds is not None:
+            wait_seconds = max(wait_seconds or 0.0, reset_seconds)
     return error_class(
         message,
         status_code=response.status_code,
         code=code,
-        retry_after_seconds=parse_retry_after(response.headers, now),
+        retry_after_seconds=wait_seconds,
         details=details,
     )
 
@@ -72,6 +82,19 @@ def parse_retry_after(headers: httpx.Headers, now: datetime) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (moment - now).total_seconds())
+
+
+def parse_ratelimit_reset(headers: httpx.Headers, now: datetime) -> float | None:
+    """Seconds until ``X-Ratelimit-Reset`` when the window is spent (``X-Ratelimit-Remaining`` 0 or absent)."""
+    reset = headers.get("x-ratelimit-reset")
+    remaining = headers.get("x-ratelimit-remaining")
+    if reset is None or not _DIGITS.match(reset):
+        return None
+    if remaining is not None and (not _DIGITS.match(remaining) or float(remaining) > 0):
+        return None
+    value = float(reset)
+    seconds = value - now.timestamp() if value >= _EPOCH_FLOOR_SECONDS else value
+    return max(0.0, seconds)
 
 
 def transport_error(exc: httpx.HTTPError, request: httpx.Request) -> TransportError | OutcomeUnknownError:

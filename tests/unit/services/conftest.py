@@ -6,8 +6,8 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
+from twelvelabs_emulator import EmulatorConfig, EmulatorServer, EmulatorSettings
 from videobatch.clock import ManualClock
-from videobatch_tools.emulator import EmulatorConfig, EmulatorServer, EmulatorSettings
 from videobatch_tools.samples import write_non_video, write_sample_video
 
 from .harness import API_KEY, Stack, make_settings
@@ -66,9 +66,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "short": write_sample_video(root / "short.mp4", duration_seconds=20),
         "short2": write_sample_video(root / "short2.mp4", duration_seconds=30, seed=2),
-        "three_hours": write_sample_video(root / "three.mp4", duration_seconds=3 * 3600, width=16, height=16, fps=0.2),
-        "over_four_hours": write_sample_video(
-            root / "over.mp4", duration_seconds=4 * 3600 + 60, width=16, height=16, fps=0.2
-        ),
+        "three_hours": write_sample_video(root / "three.mp4", duration_seconds=3 * 3600, fps=0.2),
+        "over_four_hours": write_sample_video(root / "over.mp4", duration_seconds=4 * 3600 + 60, fps=0.2),
         "text": write_non_video(root / "notes.mp4"),
     }

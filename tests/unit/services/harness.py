@@ -14,6 +14,7 @@ import httpx
 from botocore.config import Config
 
 from tests.surgery import overwrite_item
+from twelvelabs_emulator import EmulatorServer
 from videobatch.adapters.dynamodb import (
     DynamoBatchRepository,
     DynamoClaimRepository,
@@ -34,7 +35,6 @@ from videobatch.services.batch_checker import BatchCheckService
 from videobatch.services.flusher import FlushService
 from videobatch.services.ingest import IngestResult, IngestService, parse_object_created
 from videobatch.twelvelabs.client import TwelveLabsClient
-from videobatch_tools.emulator import EmulatorServer
 
 REGION = "us-east-1"
 BUCKET = "uploads"

@@ -18,10 +18,10 @@ from typing import Any, TextIO
 
 import httpx
 
+from twelvelabs_emulator.server import EmulatorConfig, EmulatorServer
 from videobatch.twelvelabs.client import TwelveLabsClient
 from videobatch.twelvelabs.models import Asset, BatchCreateRequest, BatchResultItem
 from videobatch_tools import samples
-from videobatch_tools.emulator.server import EmulatorConfig, EmulatorServer
 
 SUMMARY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -51,14 +51,14 @@ class SampleVideo:
     name: str
     duration_seconds: float
     fps: float = 8
-    size: int = 64
+    size: int = 360
     is_video: bool = True
 
 
 SAMPLES = (
     SampleVideo("kitchen.mp4", 12),
     SampleVideo("street.mp4", 20),
-    SampleVideo("lecture-2h30.mp4", 9_000, fps=0.2, size=16),
+    SampleVideo("lecture-2h30.mp4", 9_000, fps=0.2),
     SampleVideo("notes.mp4", 0, is_video=False),
 )
 

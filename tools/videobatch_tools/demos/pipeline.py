@@ -66,7 +66,7 @@ def _make(workdir: Path, upload: Upload, seed: int) -> Path:
     if upload.kind == "text":
         return samples.write_non_video(path)
     if upload.kind == "tiny-long":
-        return samples.write_sample_video(path, duration_seconds=upload.duration_seconds, fps=0.2, width=16, height=16)
+        return samples.write_sample_video(path, duration_seconds=upload.duration_seconds, fps=0.2)
     return samples.write_sample_video(path, duration_seconds=upload.duration_seconds, audio=upload.audio, seed=seed)
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from twelvelabs_emulator.models import EmulatorSettings
+from twelvelabs_emulator.server import EmulatorConfig, EmulatorServer
 from videobatch.clock import ManualClock
 from videobatch.config import Settings
 from videobatch.domain.records import (
@@ -41,8 +43,6 @@ from videobatch.domain.records import (
 )
 from videobatch.runtime import Runtime, build_runtime, logger, set_runtime
 from videobatch.twelvelabs import limits
-from videobatch_tools.emulator.models import EmulatorSettings
-from videobatch_tools.emulator.server import EmulatorConfig, EmulatorServer
 from videobatch_tools.localstack.moto_server import MotoEndpoint, moto_server, patched_environ
 from videobatch_tools.localstack.resources import LocalStack, create_stack
 from videobatch_tools.localstack.template import default_template_path, load_template

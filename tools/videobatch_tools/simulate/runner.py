@@ -29,10 +29,10 @@ from typing import Any, TextIO
 
 import httpx
 
+from twelvelabs_emulator.models import EmulatorSettings
 from videobatch.domain.items import ItemState, item_id_for
 from videobatch.twelvelabs.client import TwelveLabsClient
 from videobatch.twelvelabs.retry import RetryPolicy
-from videobatch_tools.emulator.models import EmulatorSettings
 from videobatch_tools.localstack.pipeline import Handler, LocalPipeline
 from videobatch_tools.simulate.injector import (
     CrashInjector,

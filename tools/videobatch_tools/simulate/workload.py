@@ -30,10 +30,8 @@ def make_sample_pool(directory: Path) -> dict[str, bytes]:
         path = samples.write_sample_video(directory / f"short-{index}.mp4", duration_seconds=duration, seed=index)
         pool[f"short-{index}"] = path.read_bytes()
     for name, duration in (("long", LONG_SECONDS), ("too_long", TOO_LONG_SECONDS)):
-        # Hours of video at one 16x16 frame every five seconds: real durations at a few kilobytes.
-        path = samples.write_sample_video(
-            directory / f"{name}.mp4", duration_seconds=duration, fps=0.2, width=16, height=16
-        )
+        # Hours of video at one frame every five seconds: real durations at a few hundred kilobytes.
+        path = samples.write_sample_video(directory / f"{name}.mp4", duration_seconds=duration, fps=0.2)
         pool[name] = path.read_bytes()
     pool["non_video"] = samples.write_non_video(directory / "notes.txt").read_bytes()
     pool["corrupt"] = samples.write_corrupt_video(directory / "corrupt.mp4").read_bytes()

@@ -9,7 +9,9 @@ A request rule names a route template (``"POST /analyze/batches"``, ``"GET /asse
 - with neither: on every matching request.
 Its effect is one of:
 - ``status`` (+ ``code``, ``message``, ``retry_after`` seconds sent as ``Retry-After``): the API answers that
-  error and the request has no effect;
+  error and the request has no effect. Without ``code``: ``too_many_requests`` for 429 (documented),
+  ``request_canceled_or_timed_out`` for 504 (documented), ``internal_error`` otherwise (the docs list no code
+  for server errors);
 - ``lose_response``: the request takes effect, then the connection is closed without an answer;
 - ``latency_seconds``: a real sleep in the server thread before the request is handled (wall time also under
   the virtual clock: latency is a transport property that client timeouts must see, not API time).
@@ -28,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from videobatch_tools.emulator.api_errors import ApiError
+from twelvelabs_emulator.api_errors import ApiError, RawApiError, invalid
 
 
 class RequestFaultRule(BaseModel):
@@ -93,7 +95,7 @@ class FaultPlan:
     def __init__(self, spec: FaultSpec, known_endpoints: frozenset[str]) -> None:
         for rule in spec.rules:
             if isinstance(rule, RequestFaultRule) and rule.endpoint not in known_endpoints:
-                raise ApiError(400, "parameter_invalid", f"rules: unknown endpoint {rule.endpoint!r}")
+                raise invalid("rules", f"unknown endpoint {rule.endpoint!r}")
         self.spec = spec
         self._rng = random.Random(spec.seed)
         self._fired = [0] * len(spec.rules)
@@ -104,7 +106,7 @@ class FaultPlan:
         try:
             spec = FaultSpec.model_validate(body)
         except ValidationError as error:
-            raise ApiError(400, "parameter_invalid", f"invalid fault rules: {error.errors()[0]['msg']}") from error
+            raise invalid("rules", f"invalid fault rules: {error.errors()[0]['msg']}") from error
         return cls(spec, known_endpoints)
 
     def for_request(self, endpoint: str) -> RequestFault | None:
@@ -145,10 +147,14 @@ def _effect(rule: RequestFaultRule) -> RequestFault:
     if rule.latency_seconds is not None:
         return RequestFault(kind="latency", latency_seconds=rule.latency_seconds)
     status = rule.status or 500
-    error = ApiError(
+    headers = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else None
+    error = RawApiError(
         status,
-        rule.code or "injected_fault",
+        rule.code or _DEFAULT_CODES.get(status, "internal_error"),
         rule.message or f"Injected fault ({status}).",
-        retry_after_seconds=rule.retry_after,
+        headers=headers,
     )
     return RequestFault(kind="status", error=error)
+
+
+_DEFAULT_CODES = {429: "too_many_requests", 504: "request_canceled_or_timed_out"}

@@ -1,4 +1,4 @@
-"""The emulator's records: what it stores about assets, uploads, batches and their items."""
+"""The emulator's records: what it stores about assets, uploads, batches and their items, and its run-time knobs."""
 
 from __future__ import annotations
 
@@ -6,23 +6,55 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
-from videobatch_tools.emulator.media import MediaInfo
+from twelvelabs_emulator.media import MediaInfo
+from twelvelabs_emulator.variants import EXCLUSIVE, Variant
 
 AssetMethod = Literal["direct", "url", "multipart"]
 ItemStatus = Literal["queued", "processing", "ready", "failed", "canceled"]
 BatchStatus = Literal["pending", "processing", "canceling", "canceled", "completed", "expired"]
 
 
+class RateLimits(BaseModel):
+    """Per-account rate limits, off (None) by default; windows are the UTC minute and the UTC day.
+
+    Requests count on the rate-limited endpoints (POST /assets, POST /assets/multipart-uploads,
+    POST /analyze/batches); video seconds count the content of each created batch.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    requests_per_day: int | None = Field(default=None, ge=1)
+    video_seconds_per_minute: float | None = Field(default=None, gt=0.0)
+    video_seconds_per_day: float | None = Field(default=None, gt=0.0)
+
+
 class EmulatorSettings(BaseModel):
-    """The processing model's knobs, changeable at run time (``POST /_emulator/settings``)."""
+    """The knobs changeable at run time (``POST /_emulator/settings``): processing model, variants, rate limits."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     item_concurrency: int = Field(default=4, ge=1, le=1_000)
     content_seconds_per_second: float = Field(default=60.0, gt=0.0)
     asset_ready_seconds: float = Field(default=2.0, ge=0.0)
+    variants: frozenset[Variant] = frozenset()
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+
+    @model_validator(mode="after")
+    def _compatible_variants(self) -> EmulatorSettings:
+        for group in EXCLUSIVE:
+            if len(group & self.variants) > 1:
+                raise ValueError(f"variants {sorted(group)} exclude each other")
+        return self
+
+    @field_serializer("variants")
+    def _sorted(self, variants: frozenset[Variant]) -> list[str]:
+        return sorted(variants)
+
+    def has(self, variant: Variant) -> bool:
+        return variant in self.variants
 
 
 class AssetRecord(BaseModel):
@@ -62,10 +94,15 @@ class ItemRecord(BaseModel):
     custom_id: str | None
     asset_id: str
     asset_filename: str | None
+    # As the platform measured it when the batch was created (see the window_overrun variant).
     video_duration_seconds: float
     window_start_seconds: float
     window_end_seconds: float
-    too_long: bool
+    # The error this item fails with when its turn comes, without taking a worker: a window over 2 h, or an
+    # item-level refusal (item_level_refusals variant).
+    fails_with: dict[str, str] | None = None
+    # Refused on its own at creation (item_level_refusals): never analysed, adds nothing to the content hours.
+    refused: bool = False
     request_params: dict[str, Any]
     created_at: datetime
     status: ItemStatus = "queued"
@@ -77,6 +114,15 @@ class ItemRecord(BaseModel):
     @property
     def content_seconds(self) -> float:
         return self.window_end_seconds - self.window_start_seconds
+
+
+class WebhookStatus(BaseModel):
+    """One endpoint's delivery status, as the batch object's ``webhooks[]`` reports it."""
+
+    url: str
+    delivered: bool = False
+    attempts: int = 0
+    last_error: str | None = None
 
 
 class BatchRecord(BaseModel):
@@ -92,3 +138,9 @@ class BatchRecord(BaseModel):
     completed_at: datetime | None = None
     canceled_at: datetime | None = None
     expired_at: datetime | None = None
+    webhooks: list[WebhookStatus] = Field(default_factory=list)
+    notification_queued: bool = False
+
+    @property
+    def ended_at(self) -> datetime | None:
+        return self.completed_at or self.canceled_at or self.expired_at

@@ -15,6 +15,8 @@ import av
 from av.container import InputContainer
 from pydantic import BaseModel, ConfigDict
 
+from twelvelabs_emulator import limits
+
 # ffmpeg happily "plays" text files (the tty demuxer renders them as ANSI art) and single pictures
 # (image2 and the *_pipe demuxers). Neither is a video the platform would index.
 _TEXT_DEMUXERS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
@@ -39,6 +41,8 @@ class MediaInfo(BaseModel):
     video_codec: str
     has_audio: bool
     format_name: str
+    # The first frame's timestamp (the container's start time): 0 for most files, not for clips cut from streams.
+    start_seconds: float = 0.0
 
 
 @contextmanager
@@ -61,6 +65,27 @@ def probe_media(path: Path) -> MediaInfo:
                 return _describe(container, size_bytes=size_bytes)
         except (av.FFmpegError, OSError) as exc:
             raise MediaProbeError(f"unrecognised or corrupt media: {_reason(exc)}") from exc
+
+
+def requirement_problem(info: MediaInfo) -> str | None:
+    """Why the platform would refuse this video (resolution or aspect ratio), for a person; None when it is fine.
+
+    360x360 to 5184x2160 in either orientation: the short side 360 to 2160 pixels, the long side at most 5184,
+    and the long side at most 2.4 times the short one.
+    """
+    width, height = info.video_width, info.video_height
+    short_side, long_side = min(width, height), max(width, height)
+    if not (
+        limits.MIN_VIDEO_SIDE_PIXELS <= short_side <= limits.MAX_VIDEO_SHORT_SIDE_PIXELS
+        and long_side <= limits.MAX_VIDEO_LONG_SIDE_PIXELS
+    ):
+        return (
+            f"unsupported resolution {width}x{height}: videos must be between 360x360 and 5184x2160 "
+            "(either orientation)"
+        )
+    if long_side > short_side * limits.MAX_VIDEO_ASPECT_RATIO:
+        return f"unsupported aspect ratio {width}:{height}: videos must be between 1:1 and 2.4:1 (either orientation)"
+    return None
 
 
 def _size_bytes(path: Path) -> int:
@@ -98,6 +123,7 @@ def _describe(container: InputContainer, *, size_bytes: int) -> MediaInfo:
         video_codec=str(video.codec_context.name),
         has_audio=bool(container.streams.audio),
         format_name=format_name,
+        start_seconds=max(0.0, float((container.start_time or 0) * _AV_TIME_BASE)),
     )
 
 

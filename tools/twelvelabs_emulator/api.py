@@ -1,7 +1,8 @@
 """The endpoints: each turns a ``Request`` into state calls and a ``Response``.
 
-API routes (under ``/v1.3``, ``x-api-key`` required) follow the TwelveLabs API; ``/_uploads/...`` are the
-presigned chunk URLs (signed, no key, like S3); ``/_emulator/...`` control the emulator (no key).
+API routes (under ``/v1.3``, ``x-api-key`` required) follow the TwelveLabs API; ``/_uploads/...`` (chunk uploads)
+and ``/_assets/.../content`` (a multipart asset's bytes) are presigned URLs (signed, no key, like S3);
+``/_emulator/...`` control the emulator (loopback clients only, or a control token; see the server).
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from videobatch.clock import rfc3339
-from videobatch.twelvelabs import limits
-from videobatch_tools.emulator.api_errors import ApiError, invalid, missing
-from videobatch_tools.emulator.faults import FaultPlan
-from videobatch_tools.emulator.fetch import FetchError, fetch_to_file
-from videobatch_tools.emulator.forms import Form, parse_form
-from videobatch_tools.emulator.http import Request, Response, Route, Router
-from videobatch_tools.emulator.state import EmulatorState
-from videobatch_tools.emulator.validation import parse_batch_request
-from videobatch_tools.emulator.views import page_info
+from twelvelabs_emulator import limits
+from twelvelabs_emulator.api_errors import ApiError, invalid, missing
+from twelvelabs_emulator.clock import rfc3339
+from twelvelabs_emulator.faults import FaultPlan
+from twelvelabs_emulator.fetch import FetchError, HostAllowList, fetch_to_file
+from twelvelabs_emulator.forms import Form, parse_form
+from twelvelabs_emulator.http import BodyKind, Request, Response, Route, RouteKind, Router, parse_json
+from twelvelabs_emulator.state import EmulatorState
+from twelvelabs_emulator.validation import parse_batch_request
+from twelvelabs_emulator.variants import Variant
+from twelvelabs_emulator.views import page_info
 
 DEFAULT_PAGE_LIMIT = 10
 BATCH_STATUSES = frozenset({"pending", "processing", "canceling", "canceled", "completed", "expired"})
@@ -34,12 +36,13 @@ USER_METADATA_SCALARS = (str, int, float, bool)
 
 
 class EmulatorApi:
-    def __init__(self, state: EmulatorState) -> None:
+    def __init__(self, state: EmulatorState, *, allowed_hosts: HostAllowList) -> None:
         self.state = state
+        self.allowed_hosts = allowed_hosts
         self.router = Router(self._routes())
 
     def _routes(self) -> list[Route]:
-        api = [
+        api: list[tuple[str, str, Any]] = [
             ("POST", "/assets/multipart-uploads", self.create_upload),
             ("GET", "/assets/multipart-uploads", self.list_incomplete_uploads),
             ("GET", "/assets/multipart-uploads/{id}", self.upload_status),
@@ -58,15 +61,17 @@ class EmulatorApi:
             ("GET", "/analyze/tasks", self.list_tasks),
             ("GET", "/analyze/tasks/{id}", self.get_task),
         ]
-        other = [
-            ("PUT", "/_uploads/{id}/{index}", self.put_chunk),
-            ("GET", "/_emulator/assets/{id}/content", self.asset_content),
+        control = [
             ("POST", "/_emulator/clock", self.move_clock),
             ("POST", "/_emulator/settings", self.change_settings),
             ("POST", "/_emulator/faults", self.install_faults),
             ("GET", "/_emulator/state", self.show_state),
         ]
-        return [Route(m, t, h, api=True) for m, t, h in api] + [Route(m, t, h, api=False) for m, t, h in other]
+        bodies: dict[str, BodyKind] = {"POST /assets": "form"}
+        routes = [_route(m, t, h, "api", bodies.get(f"{m} {t}", "json")) for m, t, h in api]
+        routes.append(_route("PUT", "/_uploads/{id}/{index}", self.put_chunk, "upload", "chunk"))
+        routes.append(_route("GET", "/_assets/{id}/content", self.asset_download, "download", "json"))
+        return routes + [_route(m, t, h, "control", "json") for m, t, h in control]
 
     # ----- assets
 
@@ -104,11 +109,13 @@ class EmulatorApi:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise invalid("url", "must be an http(s) URL")
+        if not self.allowed_hosts.allows(url):
+            raise invalid("url", f"the emulator fetches only from its allowed hosts, not {parts.hostname}")
         filename = form.fields.get("filename") or parts.path.rsplit("/", 1)[-1] or None
         path = self._incoming_path()
         try:
             # Fetched outside the state lock: other requests proceed while bytes arrive.
-            fetch_to_file(url, path, max_bytes=limits.MAX_URL_UPLOAD_BYTES)
+            fetch_to_file(url, path, max_bytes=limits.MAX_URL_UPLOAD_BYTES, allowed=self.allowed_hosts)
         except FetchError as error:
             path.unlink(missing_ok=True)
             return self.state.add_asset(
@@ -140,8 +147,12 @@ class EmulatorApi:
         self.state.delete_asset(request.params["id"])
         return Response(204)
 
-    def asset_content(self, request: Request) -> Response:
-        path = self.state.asset_content(request.params["id"])
+    def asset_download(self, request: Request) -> Response:
+        path = self.state.asset_download(
+            request.params["id"],
+            expires=request.query_one("expires") or "",
+            signature=request.query_one("signature") or "",
+        )
         return Response(200, path.read_bytes(), {"Content-Type": "application/octet-stream"})
 
     # ----- multipart uploads
@@ -165,7 +176,6 @@ class EmulatorApi:
             enable_hls=bool(body.get("enable_hls", False)),
             enable_thumbnail=bool(body.get("enable_thumbnail", False)),
             user_metadata=_check_user_metadata(metadata) if metadata is not None else None,
-            base_url=request.base_url,
         )
         return Response.json(201, answer)
 
@@ -181,14 +191,14 @@ class EmulatorApi:
         chunks = _json_object(request).get("completed_chunks")
         if not isinstance(chunks, list) or not chunks:
             raise missing("completed_chunks")
-        return Response.json(200, self.state.report_chunks(request.params["id"], chunks, request.base_url))
+        return Response.json(200, self.state.report_chunks(request.params["id"], chunks))
 
     def presigned_urls(self, request: Request) -> Response:
         body = _json_object(request)
         start, count = body.get("start"), body.get("count")
         if not isinstance(start, int) or not isinstance(count, int):
             raise missing("start and count")
-        answer = self.state.presigned_urls(request.params["id"], start=start, count=count, base_url=request.base_url)
+        answer = self.state.presigned_urls(request.params["id"], start=start, count=count)
         return Response.json(200, answer)
 
     def put_chunk(self, request: Request) -> Response:
@@ -207,8 +217,13 @@ class EmulatorApi:
     # ----- batches and tasks
 
     def create_batch(self, request: Request) -> Response:
-        batch_request = parse_batch_request(request.json())
-        return Response.json(201, self.state.create_batch(batch_request))
+        try:
+            created, headers = self.state.create_batch(parse_batch_request(request.json()))
+        except ApiError as error:
+            if self.state.settings.has(Variant.INDEX_FREE_ERRORS):
+                raise error.without_request_indexes() from error
+            raise
+        return Response.json(201, created, headers)
 
     def list_batches(self, request: Request) -> Response:
         statuses = _allowed(request, "status", BATCH_STATUSES)
@@ -223,11 +238,12 @@ class EmulatorApi:
         return Response(204)
 
     def cancel_batch(self, request: Request) -> Response:
-        return Response.json(200, self.state.cancel_batch(request.params["id"]))
+        # 202: the cancellation is accepted; items already processing still finish.
+        return Response.json(202, self.state.cancel_batch(request.params["id"]))
 
     def batch_results(self, request: Request) -> Response:
         lines = self.state.batch_results(request.params["id"])
-        body = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        body = _results_body(lines, noisy=self.state.settings.has(Variant.RESULTS_NOISE))
         return Response(200, body, {"Content-Type": "application/jsonl"})
 
     def list_tasks(self, request: Request) -> Response:
@@ -256,7 +272,7 @@ class EmulatorApi:
             settings = self.state.update_settings(_json_object(request))
         except ValidationError as error:
             raise invalid("settings", error.errors()[0]["msg"]) from error
-        return Response.json(200, settings.model_dump())
+        return Response.json(200, settings.model_dump(mode="json"))
 
     def install_faults(self, request: Request) -> Response:
         plan = FaultPlan.parse(request.json(), self.router.endpoints)
@@ -266,6 +282,23 @@ class EmulatorApi:
 
     def show_state(self, request: Request) -> Response:
         return Response.json(200, self.state.snapshot())
+
+
+def _route(method: str, template: str, handler: Any, kind: RouteKind, body: BodyKind) -> Route:
+    return Route(method, template, handler, kind=kind, body=body)
+
+
+def _results_body(lines: list[dict[str, Any]], *, noisy: bool) -> bytes:
+    """JSON Lines; with results_noise, blank lines, a stray line without custom_id and a truncated last line."""
+    rendered = [json.dumps(line) for line in lines]
+    if not noisy or not lines:
+        return "".join(f"{text}\n" for text in rendered).encode()
+    first = lines[0]
+    stray = json.dumps({"task_id": first["task_id"], "status": first["status"]})
+    # Cut inside the task id's value: nothing about the line can be read.
+    truncated = rendered[-1][: len('{"task_id": "') + 6]
+    noisy_lines = [rendered[0], "", "   ", *rendered[1:], stray]
+    return ("\n".join(noisy_lines) + "\n" + truncated).encode()
 
 
 def _json_object(request: Request) -> dict[str, Any]:
@@ -303,11 +336,7 @@ def _form_bool(form: Form, key: str) -> bool:
 def _user_metadata(raw: str | None) -> dict[str, Any] | None:
     if raw is None or raw == "":
         return None
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise invalid("user_metadata", "must be a JSON-encoded object") from error
-    return _check_user_metadata(parsed)
+    return _check_user_metadata(parse_json(raw, "user_metadata"))
 
 
 def _check_user_metadata(value: Any) -> dict[str, Any]:

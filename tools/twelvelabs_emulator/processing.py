@@ -6,8 +6,8 @@ Model (fixed; all times are emulator clock times):
 - It works on up to ``item_concurrency`` items at a time, in submission order. An item takes
   ``window length / content_seconds_per_second`` seconds, using the settings in force when it starts.
 - An item whose window exceeds 2 h fails with ``video_duration_too_long`` when its turn comes, without
-  taking a worker or time. Other items finish ``ready`` (output from ``generate_output``) unless an
-  ``item_failure`` fault picks them.
+  taking a worker or time; so does an item refused on its own (``item.fails_with``: item_level_refusals).
+  Other items finish ``ready`` (output from ``generate_output``) unless an ``item_failure`` fault picks them.
 - When every item is terminal the batch is ``completed`` (or ``canceled`` if cancellation was requested),
   at the instant the last item finished.
 - At ``expires_at`` (created + 24 h) unfinished work stops: queued items are ``canceled``
@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from videobatch_tools.emulator.models import BatchRecord, EmulatorSettings, ItemRecord
+from twelvelabs_emulator.models import BatchRecord, EmulatorSettings, ItemRecord
 
 ItemFinisher = Callable[[ItemRecord, datetime], None]
 TERMINAL_ITEM_STATUSES = frozenset({"ready", "failed", "canceled"})
@@ -69,9 +69,8 @@ def _dispatch(batch: BatchRecord, settings: EmulatorSettings) -> None:
     for item in batch.items:
         if item.status != "queued":
             continue
-        if item.too_long:
-            message = "The analysis window exceeds 2 hours; analyse at most 2 hours per item."
-            _stop(item, "failed", "video_duration_too_long", message, start)
+        if item.fails_with is not None:
+            _stop(item, "failed", item.fails_with["code"], item.fails_with["message"], start)
             continue
         if running >= settings.item_concurrency:
             break

@@ -3,7 +3,8 @@
 Two phases, because some rules need the videos: ``parse_batch_request`` checks the body alone (shapes,
 ranges, per-mode rules) and returns each item's effective parameters (``defaults`` overlaid by the item,
 whole-field replacement); ``plan_window`` then checks an item against its video's duration.
-Every failure raises ``ApiError`` 400 whose message starts with the dotted path of the offending field.
+Every failure raises ``ApiError`` 400 whose message starts with the dotted path of the offending field, except an
+unsupported JSON-schema keyword, which the API answers 422.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from videobatch.twelvelabs import limits
-from videobatch_tools.emulator.api_errors import ApiError, invalid, missing
+from twelvelabs_emulator import limits
+from twelvelabs_emulator.api_errors import invalid, missing, unknown
 
 # The fields an item (or ``defaults``) may carry besides ``video`` and ``custom_id``.
 PARAM_FIELDS: tuple[str, ...] = (
@@ -55,6 +56,29 @@ class BatchRequest(BaseModel):
     items: list[ItemRequest]
 
 
+class Timeline(BaseModel):
+    """Where a video's frames lie in the coordinates request times are read in.
+
+    ``duration_seconds`` is what the asset reports (the probe); ``measured_seconds`` what the platform measures
+    when it analyses (longer under the window_overrun variant); ``origin_seconds`` the time of the first frame
+    (the container's start time under the start_offset variant, else 0).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    duration_seconds: float
+    measured_seconds: float
+    origin_seconds: float = 0.0
+
+    @classmethod
+    def of(cls, duration_seconds: float) -> Timeline:
+        return cls(duration_seconds=duration_seconds, measured_seconds=duration_seconds)
+
+    @property
+    def end_seconds(self) -> float:
+        return self.origin_seconds + self.measured_seconds
+
+
 class Window(BaseModel):
     """An item's analysis window on its video; ``too_long`` items fail alone with ``video_duration_too_long``."""
 
@@ -91,20 +115,23 @@ def parse_batch_request(body: Any) -> BatchRequest:
     return BatchRequest(analysis_mode=mode, items=items)
 
 
-def plan_window(params: Mapping[str, Any], duration_seconds: float, field: str) -> Window:
-    """The item's window on a video of ``duration_seconds``; 400 when it cannot exist on that video."""
-    if duration_seconds > limits.MAX_VIDEO_SECONDS:
-        raise invalid(f"{field}.video", f"the video lasts {duration_seconds:.0f} s; at most 4 hours are accepted")
-    start = float(params.get("start_time") or 0.0)
-    end = float(params["end_time"]) if params.get("end_time") is not None else duration_seconds
-    if start >= duration_seconds:
+def plan_window(params: Mapping[str, Any], timeline: Timeline, field: str) -> Window:
+    """The item's window on its video; 400 when it cannot exist on that video."""
+    if timeline.duration_seconds > limits.MAX_VIDEO_SECONDS:
+        lasted = f"{timeline.duration_seconds:.0f} s"
+        raise invalid(f"{field}.video", f"the video lasts {lasted}; at most 4 hours are accepted")
+    origin = timeline.origin_seconds
+    # Times before the first frame hold no video: the window starts at the first frame at the earliest.
+    start = max(float(params.get("start_time") or 0.0), origin)
+    end = float(params["end_time"]) if params.get("end_time") is not None else timeline.end_seconds
+    if start >= origin + timeline.duration_seconds:
         raise invalid(f"{field}.start_time", "must be less than the video duration")
-    if end > duration_seconds + _DURATION_TOLERANCE_SECONDS:
+    if end > timeline.end_seconds + _DURATION_TOLERANCE_SECONDS:
         raise invalid(f"{field}.end_time", "must not exceed the video duration")
-    end = min(end, duration_seconds)
+    end = min(end, timeline.end_seconds)
     if end - start < limits.MIN_WINDOW_SECONDS:
         raise invalid(f"{field}.end_time", "the analysis window must last at least 1 second")
-    _check_time_ranges_within(params, duration_seconds, field)
+    _check_time_ranges_within(params, timeline.end_seconds, field)
     return Window(start_seconds=start, end_seconds=end, too_long=end - start > limits.MAX_WINDOW_SECONDS)
 
 
@@ -112,11 +139,11 @@ def plan_window(params: Mapping[str, Any], duration_seconds: float, field: str) 
 _DURATION_TOLERANCE_SECONDS = 0.001
 
 
-def _check_time_ranges_within(params: Mapping[str, Any], duration_seconds: float, field: str) -> None:
+def _check_time_ranges_within(params: Mapping[str, Any], video_end_seconds: float, field: str) -> None:
     response_format = params.get("response_format") or {}
     for d_index, definition in enumerate(response_format.get("segment_definitions") or []):
         for r_index, time_range in enumerate(definition.get("time_ranges") or []):
-            if time_range["end_time"] > duration_seconds + _DURATION_TOLERANCE_SECONDS:
+            if time_range["end_time"] > video_end_seconds + _DURATION_TOLERANCE_SECONDS:
                 path = f"{field}.response_format.segment_definitions.{d_index}.time_ranges.{r_index}"
                 raise invalid(path, "must fall within the video duration")
 
@@ -131,8 +158,7 @@ def _required(container: Mapping[str, Any], key: str, field: str) -> Any:
 def _reject_unknown(container: Mapping[str, Any], allowed: frozenset[str] | tuple[str, ...], prefix: str) -> None:
     for key in container:
         if key not in allowed:
-            path = f"{prefix}.{key}" if prefix else key
-            raise ApiError(400, "parameter_unknown", f"{path}: is not a known parameter", details={"field": path})
+            raise unknown(f"{prefix}.{key}" if prefix else key)
 
 
 def _defaults(raw: Any, mode: str) -> dict[str, Any]:
@@ -271,7 +297,7 @@ def _check_json_schema(schema: Any, field: str) -> None:
         return
     for key, value in schema.items():
         if key in limits.REJECTED_JSON_SCHEMA_KEYWORDS:
-            raise invalid(f"{field}.{key}", f"the JSON-schema keyword {key!r} is not supported")
+            raise invalid(f"{field}.{key}", f"the JSON-schema keyword {key!r} is not supported", status=422)
         if key in _SCHEMA_MAP_KEYWORDS and isinstance(value, dict):
             for name, subschema in value.items():
                 _check_json_schema(subschema, f"{field}.{key}.{name}")

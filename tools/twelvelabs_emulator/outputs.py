@@ -50,7 +50,7 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel, ConfigDict
 
-from videobatch.twelvelabs.limits import DEFAULT_MAX_TOKENS, MAX_TOKENS_RANGE
+from twelvelabs_emulator.limits import DEFAULT_MAX_TOKENS, MAX_TOKENS_RANGE
 
 INPUT_TOKENS_PER_VIDEO_SECOND = 8
 CHARACTERS_PER_TOKEN = 4

@@ -3,29 +3,28 @@
 Every public method takes the lock and first brings the simulation up to the clock's "now"
 (see ``processing`` for the model), so answers are a pure function of the clock and of the requests so far.
 Retention: 30 days after creation a batch and its tasks are deleted. Upload sessions expire after 24 h.
+Webhook notifications are queued under the lock when a batch turns terminal and sent by ``deliver_webhooks``
+outside it, so a receiver may call the emulator back.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import math
 import random
-import secrets
 import shutil
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from videobatch.clock import Clock, ManualClock, rfc3339
-from videobatch.twelvelabs import limits
-from videobatch_tools.emulator import views
-from videobatch_tools.emulator.api_errors import ApiError, invalid, not_found
-from videobatch_tools.emulator.faults import FaultPlan
-from videobatch_tools.emulator.media import MediaInfo, MediaProbeError, probe_media
-from videobatch_tools.emulator.models import (
+from twelvelabs_emulator import limits, views
+from twelvelabs_emulator.api_errors import ApiError, conflict, invalid, not_found
+from twelvelabs_emulator.clock import AdvanceableClock, Clock, rfc3339
+from twelvelabs_emulator.faults import FaultPlan
+from twelvelabs_emulator.media import MediaInfo, MediaProbeError, probe_media, requirement_problem
+from twelvelabs_emulator.models import (
     AssetMethod,
     AssetRecord,
     BatchRecord,
@@ -33,14 +32,18 @@ from videobatch_tools.emulator.models import (
     ItemRecord,
     UploadSession,
 )
-from videobatch_tools.emulator.outputs import OutputGenerationError, generate_output
-from videobatch_tools.emulator.processing import advance_batch, request_cancel
-from videobatch_tools.emulator.validation import BatchRequest, plan_window
+from twelvelabs_emulator.outputs import OutputGenerationError, generate_output
+from twelvelabs_emulator.processing import advance_batch, request_cancel
+from twelvelabs_emulator.ratelimits import RateLimiter
+from twelvelabs_emulator.signing import UrlSigner
+from twelvelabs_emulator.validation import BatchRequest, ItemRequest, Timeline, Window, plan_window
+from twelvelabs_emulator.variants import WINDOW_OVERRUN_SECONDS, Variant
+from twelvelabs_emulator.webhooks import WebhookOutbox
 
-UPLOAD_SESSION_SECONDS = 24 * 3_600
-PRESIGNED_URL_SECONDS = 3_600
-DEFAULT_MULTIPART_CHUNK_BYTES = 5 * 1024 * 1024
-DEFAULT_ITEM_FAILURE_MESSAGE = "The analysis failed (injected fault)."
+DEFAULT_MULTIPART_CHUNK_BYTES: Final = 5 * 1024 * 1024
+DEFAULT_ITEM_FAILURE_MESSAGE: Final = "The analysis failed (injected fault)."
+# The code the SDK's results example gives an item whose asset could not be read (item_level_refusals).
+ASSET_UNAVAILABLE: Final = "asset_unavailable"
 
 
 class EmulatorState:
@@ -53,6 +56,8 @@ class EmulatorState:
         seed: int = 0,
         max_direct_upload_bytes: int = limits.MAX_DIRECT_UPLOAD_BYTES,
         multipart_chunk_bytes: int = DEFAULT_MULTIPART_CHUNK_BYTES,
+        public_base_url: str = "http://127.0.0.1",
+        webhooks: WebhookOutbox | None = None,
     ) -> None:
         self.lock = threading.RLock()
         self.clock = clock
@@ -60,15 +65,19 @@ class EmulatorState:
         self.storage_dir = storage_dir
         self.max_direct_upload_bytes = max_direct_upload_bytes
         self.multipart_chunk_bytes = multipart_chunk_bytes
+        # Where presigned URLs point: configured, or the server's own address; never a request's Host header.
+        self.public_base_url = public_base_url
+        self.webhooks = webhooks
         self.faults: FaultPlan | None = None
         self.assets: dict[str, AssetRecord] = {}
         self.uploads: dict[str, UploadSession] = {}
         self.batches: dict[str, BatchRecord] = {}
         self.tasks: dict[str, ItemRecord] = {}
+        self.limiter = RateLimiter()
         self._ids = random.Random(seed)
-        self._signing_key = secrets.token_bytes(32)
+        self._signer = UrlSigner()
 
-    # ----- clock, settings, faults
+    # ----- clock, settings, rate limits
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -82,6 +91,7 @@ class EmulatorState:
                     self._forget_batch(batch)
                     continue
                 advance_batch(batch, now, self.settings, self._finish_item)
+                self._queue_notification(batch)
             for session in self.uploads.values():
                 if session.status == "active" and now >= session.expires_at:
                     session.status = "expired"
@@ -89,8 +99,8 @@ class EmulatorState:
 
     def advance_clock(self, seconds: float) -> datetime:
         with self.lock:
-            if not isinstance(self.clock, ManualClock):
-                raise ApiError(409, "clock_not_virtual", "The clock can only be moved when it is virtual.")
+            if not isinstance(self.clock, AdvanceableClock):
+                raise conflict("The clock can only be moved when it is virtual.")
             if seconds < 0:
                 raise invalid("advance_seconds", "must be >= 0")
             self.sync()
@@ -105,9 +115,38 @@ class EmulatorState:
             self.settings = merged
             return merged
 
+    def admit_request(self) -> dict[str, str]:
+        """Count one request on a rate-limited endpoint: its X-Ratelimit headers, or 429."""
+        with self.lock:
+            now = self.sync()
+            retry_after = not self.settings.has(Variant.RATELIMIT_HEADERS_ONLY)
+            return self.limiter.admit(self.settings.rate_limits, now, "requests", 1, retry_after=retry_after)
+
     def new_id(self) -> str:
         with self.lock:
             return f"{self._ids.getrandbits(96):024x}"
+
+    # ----- webhooks
+
+    def deliver_webhooks(self) -> int:
+        """Send the notifications due now, outside the lock; returns how many were attempted."""
+        if self.webhooks is None:
+            return 0
+        with self.lock:
+            now = self.sync()
+            due = self.webhooks.take_due(now)
+        outcomes = [(note, self.webhooks.send(note, now)) for note in due]
+        with self.lock:
+            for note, error in outcomes:
+                self.webhooks.settle(note, error, self.batches.get(note.batch_id), now)
+        return len(outcomes)
+
+    def _queue_notification(self, batch: BatchRecord) -> None:
+        if self.webhooks is None or batch.notification_queued:
+            return
+        if batch.status in limits.TERMINAL_BATCH_STATUSES:
+            event_id = hashlib.sha256(f"event:{batch.batch_id}".encode()).hexdigest()[:24]
+            self.webhooks.enqueue(batch, event_id)
 
     # ----- assets
 
@@ -149,12 +188,15 @@ class EmulatorState:
             now = self.sync()
             return views.asset_view(self._asset(asset_id), now)
 
-    def asset_content(self, asset_id: str) -> Path:
+    def asset_download(self, asset_id: str, *, expires: str, signature: str) -> Path:
+        """The bytes behind a signed download URL: only an asset assembled from the caller's own upload."""
         with self.lock:
-            path = self._asset(asset_id).content_path
-            if path is None:
+            now = self.sync()
+            self._signer.check(_download_path(asset_id), expires, signature, now)
+            asset = self._asset(asset_id)
+            if asset.method != "multipart" or asset.content_path is None:
                 raise not_found("asset content", asset_id)
-            return path
+            return asset.content_path
 
     def delete_asset(self, asset_id: str) -> None:
         with self.lock:
@@ -188,7 +230,6 @@ class EmulatorState:
         enable_hls: bool,
         enable_thumbnail: bool,
         user_metadata: dict[str, Any] | None,
-        base_url: str,
     ) -> dict[str, Any]:
         with self.lock:
             now = self.sync()
@@ -211,12 +252,12 @@ class EmulatorState:
                 chunk_size_bytes=self.multipart_chunk_bytes,
                 total_chunks=total_chunks,
                 created_at=now,
-                expires_at=now + timedelta(seconds=UPLOAD_SESSION_SECONDS),
+                expires_at=now + timedelta(seconds=limits.UPLOAD_SESSION_SECONDS),
                 updated_at=now,
             )
             self.uploads[session.upload_id] = session
             first = min(total_chunks, limits.MAX_PRESIGNED_URLS_PER_CALL)
-            urls, expires_at = self._presign(session, 1, first, base_url, now)
+            urls, expires_at = self._presign(session, 1, first, now)
             return {
                 "upload_id": session.upload_id,
                 "asset_id": asset_id,
@@ -226,7 +267,7 @@ class EmulatorState:
                 "expires_at": rfc3339(session.expires_at),
             }
 
-    def presigned_urls(self, upload_id: str, *, start: int, count: int, base_url: str) -> dict[str, Any]:
+    def presigned_urls(self, upload_id: str, *, start: int, count: int) -> dict[str, Any]:
         with self.lock:
             now = self.sync()
             session = self._active_upload(upload_id)
@@ -235,7 +276,7 @@ class EmulatorState:
             if not 1 <= count <= limits.MAX_PRESIGNED_URLS_PER_CALL:
                 raise invalid("count", f"must be between 1 and {limits.MAX_PRESIGNED_URLS_PER_CALL}")
             last = min(session.total_chunks, start + count - 1)
-            urls, expires_at = self._presign(session, start, last, base_url, now)
+            urls, expires_at = self._presign(session, start, last, now)
             return {
                 "upload_id": upload_id,
                 "start_index": start,
@@ -249,7 +290,7 @@ class EmulatorState:
         """Store one chunk PUT to a presigned URL; returns its ETag (MD5 hex of the bytes)."""
         with self.lock:
             now = self.sync()
-            self._check_signature(upload_id, index, expires, signature, now)
+            self._signer.check(_upload_path(upload_id, index), expires, signature, now)
             session = self._active_upload(upload_id)
             expected = self._chunk_size(session, index)
             if len(data) != expected:
@@ -262,12 +303,12 @@ class EmulatorState:
             session.updated_at = now
             return etag
 
-    def report_chunks(self, upload_id: str, completed_chunks: list[dict[str, Any]], base_url: str) -> dict[str, Any]:
+    def report_chunks(self, upload_id: str, completed_chunks: list[dict[str, Any]]) -> dict[str, Any]:
         with self.lock:
             now = self.sync()
             session = self._upload(upload_id)
             if session.status not in ("active", "completed"):
-                raise ApiError(400, "upload_not_active", f"The upload session {upload_id} is {session.status}.")
+                raise invalid("upload_id", f"the upload session {upload_id} is {session.status}")
             processed = duplicates = 0
             for position, chunk in enumerate(completed_chunks):
                 index = self._verify_proof(session, chunk, f"completed_chunks.{position}")
@@ -286,7 +327,8 @@ class EmulatorState:
             if session.status == "active" and len(session.reported_at) == session.total_chunks:
                 self._assemble(session, now)
             if session.status == "completed":
-                answer["url"] = f"{base_url}/_emulator/assets/{session.asset_id}/content"
+                expires_at = now + timedelta(seconds=limits.PRESIGNED_URL_SECONDS)
+                answer["url"] = self._signer.url(self.public_base_url, _download_path(session.asset_id), expires_at)
             return answer
 
     def upload_status(self, upload_id: str, *, page: int, page_limit: int) -> dict[str, Any]:
@@ -318,22 +360,21 @@ class EmulatorState:
 
     # ----- batches and tasks
 
-    def create_batch(self, request: BatchRequest) -> dict[str, Any]:
+    def create_batch(self, request: BatchRequest) -> tuple[dict[str, Any], dict[str, str]]:
+        """The created batch's view and the rate-limit headers of its video seconds."""
         with self.lock:
             now = self.sync()
             batch_id = self.new_id()
             items = [self._plan_item(batch_id, request, index, now) for index in range(len(request.items))]
-            content_seconds = sum(item.content_seconds for item in items)
+            content_seconds = sum(self._counted_seconds(item) for item in items)
             if content_seconds > limits.MAX_CONTENT_SECONDS_PER_BATCH:
                 hours = content_seconds / 3_600
                 raise invalid("requests", f"the batch holds {hours:.1f} content hours; at most 2,000 are accepted")
-            active = sum(1 for b in self.batches.values() if b.status in limits.ACTIVE_BATCH_STATUSES)
-            if active >= limits.MAX_ACTIVE_BATCHES:
-                raise ApiError(
-                    429,
-                    "too_many_active_batches",
-                    f"You already have {active} active batches; at most {limits.MAX_ACTIVE_BATCHES} are allowed.",
-                )
+            self._check_active_batches()
+            retry_after = not self.settings.has(Variant.RATELIMIT_HEADERS_ONLY)
+            headers = self.limiter.admit(
+                self.settings.rate_limits, now, "video_seconds", content_seconds, retry_after=retry_after
+            )
             batch = BatchRecord(
                 batch_id=batch_id,
                 analysis_mode=request.analysis_mode,
@@ -345,12 +386,12 @@ class EmulatorState:
             )
             self.batches[batch_id] = batch
             self.tasks.update({item.task_id: item for item in items})
-            return views.batch_created_view(batch)
+            return views.batch_created_view(batch, self.settings.variants), headers
 
     def get_batch(self, batch_id: str) -> dict[str, Any]:
         with self.lock:
             self.sync()
-            return views.batch_view(self._batch(batch_id))
+            return views.batch_view(self._batch(batch_id), self.settings.variants)
 
     def list_batches(self, *, statuses: list[str], modes: list[str]) -> list[dict[str, Any]]:
         with self.lock:
@@ -360,31 +401,29 @@ class EmulatorState:
                 for batch in reversed(self.batches.values())
                 if (not statuses or batch.status in statuses) and (not modes or batch.analysis_mode in modes)
             ]
-            return [views.batch_view(batch) for batch in chosen]
+            return [views.batch_view(batch, self.settings.variants) for batch in chosen]
 
     def cancel_batch(self, batch_id: str) -> dict[str, Any]:
         with self.lock:
             now = self.sync()
             batch = self._batch(batch_id)
             if batch.status not in ("pending", "processing"):
-                raise ApiError(409, "batch_not_cancelable", f"A batch in status {batch.status} cannot be canceled.")
+                raise conflict(f"A batch in status {batch.status} cannot be canceled.")
             request_cancel(batch, now)
-            return views.batch_view(batch)
+            return views.batch_view(batch, self.settings.variants)
 
     def delete_batch(self, batch_id: str) -> None:
         with self.lock:
             self.sync()
             batch = self._batch(batch_id)
             if batch.status not in limits.TERMINAL_BATCH_STATUSES:
-                raise ApiError(
-                    409, "batch_not_terminal", f"A batch in status {batch.status} cannot be deleted; cancel it first."
-                )
+                raise conflict(f"A batch in status {batch.status} cannot be deleted; cancel it first.")
             self._forget_batch(batch)
 
     def batch_results(self, batch_id: str) -> list[dict[str, Any]]:
         with self.lock:
             self.sync()
-            return [views.result_line(item) for item in self._batch(batch_id).items]
+            return [views.result_line(item, self.settings.variants) for item in self._batch(batch_id).items]
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         with self.lock:
@@ -392,7 +431,7 @@ class EmulatorState:
             item = self.tasks.get(task_id)
             if item is None:
                 raise not_found("task", task_id)
-            return views.task_view(item, self.batches[item.batch_id].analysis_mode)
+            return views.task_view(item, self.batches[item.batch_id].analysis_mode, self.settings.variants)
 
     def list_tasks(self, *, status: str | None, asset_id: str | None, mode: str | None) -> list[dict[str, Any]]:
         with self.lock:
@@ -403,7 +442,7 @@ class EmulatorState:
                     continue
                 for item in batch.items:
                     if (status is None or item.status == status) and (asset_id is None or item.asset_id == asset_id):
-                        chosen.append(views.task_view(item, batch.analysis_mode))
+                        chosen.append(views.task_view(item, batch.analysis_mode, self.settings.variants))
             return chosen
 
     def snapshot(self) -> dict[str, Any]:
@@ -412,13 +451,13 @@ class EmulatorState:
             now = self.sync()
             return {
                 "now": rfc3339(now),
-                "clock": "virtual" if isinstance(self.clock, ManualClock) else "real",
-                "settings": self.settings.model_dump(),
+                "clock": "virtual" if isinstance(self.clock, AdvanceableClock) else "real",
+                "settings": self.settings.model_dump(mode="json"),
                 "faults": self.faults.describe() if self.faults else {"seed": 0, "rules": [], "fired": []},
                 "assets": [views.asset_view(asset, now) for asset in self.assets.values()],
                 "uploads": [s.model_dump(mode="json") for s in self.uploads.values()],
                 "batches": [
-                    {**views.batch_view(b), "items": [i.model_dump(mode="json") for i in b.items]}
+                    {**views.batch_view(b, frozenset()), "items": [i.model_dump(mode="json") for i in b.items]}
                     for b in self.batches.values()
                 ],
             }
@@ -427,37 +466,134 @@ class EmulatorState:
         with self.lock:
             yield from list(self.batches.values())
 
-    # ----- internals
+    # ----- internals: batch planning
 
     def _plan_item(self, batch_id: str, request: BatchRequest, index: int, now: datetime) -> ItemRecord:
         wanted = request.items[index]
         field = f"requests.{index}"
+        try:
+            asset, media = self._ready_asset(wanted, field, now)
+            timeline = self._timeline(media)
+            window = plan_window(wanted.params, timeline, field)
+        except ApiError as refusal:
+            if not self.settings.has(Variant.ITEM_LEVEL_REFUSALS):
+                raise
+            return self._refused_item(batch_id, request, index, refusal, now)
+        fails_with = None
+        if window.too_long:
+            message = "The analysis window exceeds 2 hours; analyse at most 2 hours per item."
+            fails_with = {"code": "video_duration_too_long", "message": message}
+        return self._item(
+            batch_id,
+            request,
+            index,
+            asset=asset,
+            duration_seconds=timeline.measured_seconds,
+            window=window,
+            fails_with=fails_with,
+            now=now,
+        )
+
+    def _ready_asset(self, wanted: ItemRequest, field: str, now: datetime) -> tuple[AssetRecord, MediaInfo]:
         asset = self.assets.get(wanted.asset_id)
         if asset is None:
             raise not_found("asset", wanted.asset_id)
         status = views.asset_status(asset, now)
         if status != "ready" or asset.media is None:
-            raise ApiError(409, "asset_not_ready", f"{field}.video.asset_id: the asset {asset.asset_id} is {status}.")
-        window = plan_window(wanted.params, asset.media.duration_seconds, field)
-        mode = request.analysis_mode
-        params = {
-            "temperature": limits.DEFAULT_TEMPERATURE,
-            "max_tokens": limits.DEFAULT_MAX_TOKENS[mode],
-            **wanted.params,
-        }
+            raise conflict(f"{field}.video.asset_id: the asset {asset.asset_id} is {status}.")
+        return asset, asset.media
+
+    def _timeline(self, media: MediaInfo) -> Timeline:
+        overrun = WINDOW_OVERRUN_SECONDS if self.settings.has(Variant.WINDOW_OVERRUN) else 0.0
+        origin = media.start_seconds if self.settings.has(Variant.START_OFFSET) else 0.0
+        return Timeline(
+            duration_seconds=media.duration_seconds,
+            measured_seconds=media.duration_seconds + overrun,
+            origin_seconds=origin,
+        )
+
+    def _item(
+        self,
+        batch_id: str,
+        request: BatchRequest,
+        index: int,
+        *,
+        asset: AssetRecord,
+        duration_seconds: float,
+        window: Window,
+        fails_with: dict[str, str] | None,
+        now: datetime,
+    ) -> ItemRecord:
+        wanted = request.items[index]
         return ItemRecord(
             task_id=self.new_id(),
             batch_id=batch_id,
             custom_id=wanted.custom_id,
             asset_id=asset.asset_id,
             asset_filename=asset.filename,
-            video_duration_seconds=asset.media.duration_seconds,
+            video_duration_seconds=duration_seconds,
             window_start_seconds=window.start_seconds,
             window_end_seconds=window.end_seconds,
-            too_long=window.too_long,
-            request_params=params,
+            fails_with=fails_with,
+            request_params=self._effective_params(wanted, request.analysis_mode),
             created_at=now,
         )
+
+    def _refused_item(
+        self, batch_id: str, request: BatchRequest, index: int, refusal: ApiError, now: datetime
+    ) -> ItemRecord:
+        """An item the platform refuses on its own (item_level_refusals): it fails when its turn comes."""
+        wanted = request.items[index]
+        asset = self.assets.get(wanted.asset_id)
+        field = str((refusal.details or {}).get("field", ""))
+        if refusal.status in (404, 409):
+            code = ASSET_UNAVAILABLE
+        elif field.endswith(".video"):
+            code = "video_duration_too_long"
+        else:
+            code = refusal.code
+        return ItemRecord(
+            task_id=self.new_id(),
+            batch_id=batch_id,
+            custom_id=wanted.custom_id,
+            asset_id=wanted.asset_id,
+            asset_filename=asset.filename if asset is not None else None,
+            video_duration_seconds=asset.media.duration_seconds if asset is not None and asset.media else 0.0,
+            window_start_seconds=0.0,
+            window_end_seconds=0.0,
+            fails_with={"code": code, "message": refusal.message},
+            refused=True,
+            request_params=self._effective_params(wanted, request.analysis_mode),
+            created_at=now,
+        )
+
+    def _effective_params(self, wanted: ItemRequest, mode: str) -> dict[str, Any]:
+        return {
+            "temperature": limits.DEFAULT_TEMPERATURE,
+            "max_tokens": limits.DEFAULT_MAX_TOKENS[mode],
+            **wanted.params,
+        }
+
+    def _counted_seconds(self, item: ItemRecord) -> float:
+        """What an item adds to the batch's content hours: its window, or its whole video (content_per_request)."""
+        if item.refused:
+            return 0.0
+        if self.settings.has(Variant.CONTENT_PER_REQUEST):
+            return item.video_duration_seconds
+        return item.content_seconds
+
+    def _check_active_batches(self) -> None:
+        active = sum(1 for b in self.batches.values() if b.status in limits.ACTIVE_BATCH_STATUSES)
+        if active < limits.MAX_ACTIVE_BATCHES:
+            return
+        message = f"You already have {active} active batches; at most {limits.MAX_ACTIVE_BATCHES} are allowed."
+        if self.settings.has(Variant.ACTIVE_LIMIT_400):
+            raise ApiError(400, "parameter_invalid", message)
+        if self.settings.has(Variant.ACTIVE_LIMIT_409):
+            raise ApiError(409, "too_many_requests", message)
+        raise ApiError(429, "too_many_requests", message)
+
+    # ----- internals: processing
 
     def _finish_item(self, item: ItemRecord, at: datetime) -> None:
         item.completed_at = at
@@ -496,6 +632,8 @@ class EmulatorState:
             self.tasks.pop(item.task_id, None)
         self.batches.pop(batch.batch_id, None)
 
+    # ----- internals: lookups
+
     def _asset(self, asset_id: str) -> AssetRecord:
         asset = self.assets.get(asset_id)
         if asset is None:
@@ -517,14 +655,18 @@ class EmulatorState:
     def _active_upload(self, upload_id: str) -> UploadSession:
         session = self._upload(upload_id)
         if session.status != "active":
-            raise ApiError(400, "upload_not_active", f"The upload session {upload_id} is {session.status}.")
+            raise invalid("upload_id", f"the upload session {upload_id} is {session.status}")
         return session
+
+    # ----- internals: media and uploads
 
     def _probe(self, path: Path) -> tuple[MediaInfo | None, str | None]:
         try:
-            return probe_media(path), None
+            media = probe_media(path)
         except MediaProbeError as error:
             return None, str(error)
+        problem = requirement_problem(media)
+        return (None, problem) if problem is not None else (media, None)
 
     def _store(self, source: Path, asset_id: str) -> Path:
         target = self.storage_dir / "assets" / asset_id
@@ -533,29 +675,14 @@ class EmulatorState:
         return target
 
     def _presign(
-        self, session: UploadSession, first: int, last: int, base_url: str, now: datetime
+        self, session: UploadSession, first: int, last: int, now: datetime
     ) -> tuple[list[tuple[int, str]], datetime]:
-        expires_at = now + timedelta(seconds=PRESIGNED_URL_SECONDS)
-        expires = str(int(expires_at.timestamp()))
+        expires_at = now + timedelta(seconds=limits.PRESIGNED_URL_SECONDS)
         urls = [
-            (
-                index,
-                f"{base_url}/_uploads/{session.upload_id}/{index}"
-                f"?expires={expires}&signature={self._sign(session.upload_id, index, expires)}",
-            )
+            (index, self._signer.url(self.public_base_url, _upload_path(session.upload_id, index), expires_at))
             for index in range(first, last + 1)
         ]
         return urls, expires_at
-
-    def _sign(self, upload_id: str, index: int, expires: str) -> str:
-        message = f"{upload_id}:{index}:{expires}".encode()
-        return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()
-
-    def _check_signature(self, upload_id: str, index: int, expires: str, signature: str, now: datetime) -> None:
-        if not hmac.compare_digest(self._sign(upload_id, index, expires), signature):
-            raise ApiError(403, "signature_invalid", "The presigned URL's signature does not match.")
-        if not expires.isdigit() or now.timestamp() >= int(expires):
-            raise ApiError(403, "url_expired", "The presigned URL has expired; request a new one.")
 
     def _chunk_size(self, session: UploadSession, index: int) -> int:
         if not 1 <= index <= session.total_chunks:
@@ -598,3 +725,11 @@ class EmulatorState:
         asset.content_path = target
         asset.media, asset.error_message = self._probe(target)
         asset.ready_at = now + timedelta(seconds=self.settings.asset_ready_seconds)
+
+
+def _upload_path(upload_id: str, index: int) -> str:
+    return f"/_uploads/{upload_id}/{index}"
+
+
+def _download_path(asset_id: str) -> str:
+    return f"/_assets/{asset_id}/content"

@@ -8,7 +8,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from urllib.parse import parse_qs
 
-from videobatch_tools.emulator.api_errors import invalid
+from twelvelabs_emulator.api_errors import invalid
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""A small HTTP toolkit for the emulator: request/response values and a route table with templates."""
+"""A small HTTP toolkit for the emulator: request/response values, bounded JSON and a route table with templates."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Literal
 
-from videobatch_tools.emulator.api_errors import ApiError, invalid
+from twelvelabs_emulator.api_errors import ApiError, Shape, invalid
+
+# Deeper than any schema a profile needs, far below the interpreter's recursion limit that validation would hit.
+MAX_JSON_DEPTH: Final = 64
+RouteKind = Literal["api", "upload", "download", "control"]
+BodyKind = Literal["json", "form", "chunk"]
 
 
 @dataclass(frozen=True)
@@ -19,19 +24,11 @@ class Request:
     headers: Mapping[str, str]
     body: bytes
     params: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def base_url(self) -> str:
-        """The URL the client reached us by, for links that point back at the emulator."""
-        return f"http://{self.headers.get('host', '127.0.0.1')}"
+    # The peer's address as the socket reports it: the only thing control access may trust.
+    client_host: str = ""
 
     def json(self) -> Any:
-        if not self.body:
-            return {}
-        try:
-            return json.loads(self.body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise invalid("body", f"is not valid JSON ({error})") from error
+        return parse_json(self.body, "body")
 
     def query_one(self, key: str) -> str | None:
         values = self.query.get(key)
@@ -50,6 +47,38 @@ class Request:
         return value
 
 
+def parse_json(raw: bytes | str, field_name: str) -> Any:
+    """``raw`` as JSON, nested at most ``MAX_JSON_DEPTH`` deep; 400 otherwise, never a RecursionError."""
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except RecursionError as error:
+        raise invalid(field_name, f"nests deeper than {MAX_JSON_DEPTH} levels") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise invalid(field_name, f"is not valid JSON ({error})") from error
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise invalid(field_name, f"nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth without recursion (the value may come from json.loads at any depth it accepts)."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        current, level = pending.pop()
+        if isinstance(current, dict):
+            children: Any = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        deepest = max(deepest, level)
+        pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
 @dataclass
 class Response:
     status: int
@@ -61,11 +90,8 @@ class Response:
         return cls(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
 
     @classmethod
-    def error(cls, error: ApiError) -> Response:
-        headers = {}
-        if error.retry_after_seconds is not None:
-            headers["Retry-After"] = str(error.retry_after_seconds)
-        return cls.json(error.status, error.body(), headers)
+    def error(cls, error: ApiError, shape: Shape) -> Response:
+        return cls.json(error.status, error.body(shape), error.headers)
 
 
 Handler = Callable[[Request], Response]
@@ -76,8 +102,9 @@ class Route:
     method: str
     template: str
     handler: Handler
-    # API routes live under /v1.3 and need the API key; the others (presigned uploads, control) do not.
-    api: bool
+    # api: under /v1.3 with the API key; upload/download: presigned (signed, no key, like S3); control: /_emulator.
+    kind: RouteKind
+    body: BodyKind = "json"
 
     @property
     def endpoint(self) -> str:
@@ -105,11 +132,12 @@ class Router:
                 return route, found.groupdict()
             path_known = True
         if path_known:
-            raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}.")
-        raise ApiError(404, "endpoint_not_found", f"No endpoint at {path}.")
+            # No documented code names a wrong method: the endpoint (method and path) does not exist.
+            raise ApiError(405, "resource_not_exist", f"{method} is not allowed on {path}.")
+        raise ApiError(404, "resource_not_exist", f"No endpoint at {path}.")
 
 
 def _compile(route: Route) -> re.Pattern[str]:
-    prefix = "/v1.3" if route.api else ""
+    prefix = "/v1.3" if route.kind == "api" else ""
     body = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route.template))
     return re.compile(prefix + body)

@@ -1,13 +1,32 @@
-"""How records look on the wire: the JSON the SDK's pydantic types parse."""
+"""How records look on the wire: the JSON the SDK's pydantic types parse.
+
+``variants`` change only the presentation here: new_enum_values renames statuses and finish reasons on the way out
+(filters still match the documented values), ready_with_warning adds the partial-result error to ready items.
+"""
 
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Set
 from datetime import datetime
 from typing import Any
 
-from videobatch.clock import rfc3339
-from videobatch_tools.emulator.models import AssetRecord, BatchRecord, ItemRecord, UploadSession
+from twelvelabs_emulator.clock import rfc3339
+from twelvelabs_emulator.models import AssetRecord, BatchRecord, ItemRecord, UploadSession
+from twelvelabs_emulator.variants import (
+    NEW_BATCH_STATUS,
+    NEW_FINISH_REASON,
+    NEW_ITEM_STATUS,
+    PARTIAL_RESULT_MESSAGE,
+    Variant,
+)
+
+Variants = Set[Variant]
+# The truncation warning the SDK documents on a ready task whose finish_reason is length (AnalyzeTaskError.message).
+TRUNCATION_WARNING = (
+    "output truncated: the generation reached the configured max_tokens. The partial output is returned; "
+    "raise max_tokens if you need a longer response."
+)
 
 _MIME_BY_FORMAT = {"mov,mp4,m4a,3gp,3g2,mj2": "video/mp4", "matroska,webm": "video/webm", "avi": "video/x-msvideo"}
 
@@ -63,10 +82,10 @@ def _technical_metadata(asset: AssetRecord) -> dict[str, Any]:
     }
 
 
-def batch_created_view(batch: BatchRecord) -> dict[str, Any]:
+def batch_created_view(batch: BatchRecord, variants: Variants) -> dict[str, Any]:
     return {
         "batch_id": batch.batch_id,
-        "status": batch.status,
+        "status": _batch_status(batch, variants),
         "total_items": len(batch.items),
         "created_at": rfc3339(batch.created_at),
         "expires_at": rfc3339(batch.expires_at),
@@ -74,7 +93,7 @@ def batch_created_view(batch: BatchRecord) -> dict[str, Any]:
     }
 
 
-def batch_view(batch: BatchRecord) -> dict[str, Any]:
+def batch_view(batch: BatchRecord, variants: Variants) -> dict[str, Any]:
     counts = dict.fromkeys(("queued", "processing", "ready", "failed", "canceled"), 0)
     for item in batch.items:
         counts[item.status] += 1
@@ -82,7 +101,7 @@ def batch_view(batch: BatchRecord) -> dict[str, Any]:
         "batch_id": batch.batch_id,
         "analysis_mode": batch.analysis_mode,
         "model_name": batch.model_name,
-        "status": batch.status,
+        "status": _batch_status(batch, variants),
         "total_items": len(batch.items),
         "created_at": rfc3339(batch.created_at),
         "expires_at": rfc3339(batch.expires_at),
@@ -92,24 +111,33 @@ def batch_view(batch: BatchRecord) -> dict[str, Any]:
     stamp = {"completed": batch.completed_at, "canceled": batch.canceled_at, "expired": batch.expired_at}
     if batch.status in stamp and stamp[batch.status] is not None:
         view[f"{batch.status}_at"] = rfc3339(stamp[batch.status])  # type: ignore[arg-type]
+    if batch.webhooks:
+        view["webhooks"] = [status.model_dump() for status in batch.webhooks]
     return view
 
 
-def result_line(item: ItemRecord) -> dict[str, Any]:
-    line: dict[str, Any] = {"task_id": item.task_id, "custom_id": item.custom_id, "status": item.status}
+def result_line(item: ItemRecord, variants: Variants) -> dict[str, Any]:
+    """A results line: ``data`` when ready, ``error`` when failed (the SDK's BatchResultItem), or a warning."""
+    line: dict[str, Any] = {
+        "task_id": item.task_id,
+        "custom_id": item.custom_id,
+        "status": _item_status(item, variants),
+    }
     if item.status == "ready" and item.result is not None:
-        line["data"] = item.result
+        line["data"] = _result(item.result, variants)
+        if Variant.READY_WITH_WARNING in variants:
+            line["error"] = {"message": _partial_result(item)}
     if item.status == "failed" and item.error is not None:
         line["error"] = item.error
     return line
 
 
-def task_view(item: ItemRecord, analysis_mode: str) -> dict[str, Any]:
+def task_view(item: ItemRecord, analysis_mode: str, variants: Variants) -> dict[str, Any]:
     view: dict[str, Any] = {
         "task_id": item.task_id,
         "custom_id": item.custom_id,
         "batch_id": item.batch_id,
-        "status": item.status,
+        "status": _item_status(item, variants),
         "created_at": rfc3339(item.created_at),
         "video_source": {
             "type": "asset_id",
@@ -121,10 +149,39 @@ def task_view(item: ItemRecord, analysis_mode: str) -> dict[str, Any]:
     if item.completed_at is not None:
         view["completed_at"] = rfc3339(item.completed_at)
     if item.status == "ready" and item.result is not None:
-        view["result"] = item.result
+        view["result"] = _result(item.result, variants)
+        if Variant.READY_WITH_WARNING in variants:
+            view["error"] = {"message": _partial_result(item)}
+        elif item.result.get("finish_reason") == "length":
+            view["error"] = {"message": TRUNCATION_WARNING}
     if item.status in ("failed", "canceled") and item.error is not None:
         view["error"] = item.error
     return view
+
+
+def _partial_result(item: ItemRecord) -> str:
+    definitions = (item.request_params.get("response_format") or {}).get("segment_definitions") or []
+    what = f" for segment_definitions {definitions[0]['id']}" if definitions else ""
+    return PARTIAL_RESULT_MESSAGE.format(what=what)
+
+
+def _batch_status(batch: BatchRecord, variants: Variants) -> str:
+    if Variant.NEW_ENUM_VALUES in variants:
+        return NEW_BATCH_STATUS.get(batch.status, batch.status)
+    return batch.status
+
+
+def _item_status(item: ItemRecord, variants: Variants) -> str:
+    if Variant.NEW_ENUM_VALUES in variants:
+        return NEW_ITEM_STATUS.get(item.status, item.status)
+    return item.status
+
+
+def _result(result: dict[str, Any], variants: Variants) -> dict[str, Any]:
+    if Variant.NEW_ENUM_VALUES not in variants:
+        return result
+    reason = result.get("finish_reason")
+    return {**result, "finish_reason": NEW_FINISH_REASON.get(reason, reason) if isinstance(reason, str) else reason}
 
 
 def _request_params_view(params: dict[str, Any], analysis_mode: str) -> dict[str, Any]:
