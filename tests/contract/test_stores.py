@@ -131,32 +131,52 @@ def test_get_many_reads_more_than_one_request_holds(backend: Backend) -> None:
 def make_batch(**changes: Any) -> BatchRecord:
     base = BatchRecord(
         batch_id="b" * 24,
-        api_status="pending",
         analysis_mode="general",
         claim_id="c1",
         created_at=T0,
         expires_at=T0 + timedelta(hours=24),
-        item_ids=("a" * 32,),
-        task_ids={"x": "t1"},
+        item_ids=("a" * 32, "b" * 32),
+        windows=(1, 2),
+        attempts=(1, 3),
         content_seconds=12.5,
     )
     return base.model_copy(update=changes)
 
 
-def test_batch_records_open_and_close(backend: Backend) -> None:
-    stored = backend.batches.create(make_batch())
-    assert backend.batches.create(make_batch()) == stored  # a retried flush recording the same batch
+def test_batch_facts_are_written_once_and_progress_apart(backend: Backend) -> None:
+    batch = make_batch()
+    stored = backend.batches.create(batch, batch.progress("pending"))
+    assert backend.batches.create(batch, batch.progress("processing")) == stored  # a retried recording
     with pytest.raises(StaleStateError):
-        backend.batches.create(make_batch(claim_id="other"))
-    later = backend.batches.create(make_batch(batch_id="c" * 24, created_at=T0 - timedelta(minutes=1)))
-    assert [batch.batch_id for batch in backend.batches.iter_open(page_size=1)] == [later.batch_id, stored.batch_id]
-    closed = backend.batches.save(stored.closed(now=T0), stored)
-    assert [batch.batch_id for batch in backend.batches.iter_open()] == [later.batch_id]
+        backend.batches.create(make_batch(claim_id="other"), batch.progress("pending"))
+    assert backend.batches.get(batch.batch_id) == stored
+    assert stored.request_count == 3
+    progress = backend.batches.get_progress(batch.batch_id)
+    assert progress is not None
+    assert (progress.api_status, progress.version, progress.item_count) == ("pending", 1, 2)  # not overwritten
+    assert backend.batches.get("f" * 24) is None
+    assert backend.batches.get_progress("f" * 24) is None
+
+
+def test_open_batches_are_listed_by_their_progress_and_leave_when_closed(backend: Backend) -> None:
+    first = make_batch()
+    earlier = make_batch(batch_id="c" * 24, created_at=T0 - timedelta(minutes=1))
+    for batch in (first, earlier):
+        backend.batches.create(batch, batch.progress("pending"))
+    assert [p.batch_id for p in backend.batches.iter_open(page_size=1)] == [earlier.batch_id, first.batch_id]
+    progress = backend.batches.get_progress(first.batch_id)
+    assert progress is not None
+    seen = backend.batches.save_progress(progress.observed("processing", 1, settled=[1], succeeded=1), progress)
+    assert (seen.is_settled(0), seen.is_settled(1), seen.settled_count, seen.succeeded_items) == (False, True, 1, 1)
     with pytest.raises(StaleStateError):
-        backend.batches.save(stored, stored)
-    assert backend.batches.get(stored.batch_id) == closed
-    reopened = backend.batches.save(closed.reopened(), closed)
-    assert reopened.state is BatchState.OPEN
+        backend.batches.save_progress(progress.observed("completed", 2), progress)  # a stale checker loses
+    done = seen.observed("completed", 3, settled=[0], failed=1)
+    assert done.all_settled
+    closed = backend.batches.save_progress(done.closed(now=T0), seen)
+    assert [p.batch_id for p in backend.batches.iter_open()] == [earlier.batch_id]
+    assert backend.batches.get_progress(first.batch_id) == closed
+    reopened = backend.batches.save_progress(closed.reopened(), closed)
+    assert (reopened.state, reopened.settled_count) == (BatchState.OPEN, 0)
     assert len(list(backend.batches.iter_open())) == 2
 
 
@@ -166,15 +186,24 @@ def test_claims_are_created_once_and_saved_conditionally(backend: Backend) -> No
         owner="flusher-1",
         analysis_mode="general",
         created_at=T0,
-        item_ids=("a" * 32,),
-        custom_ids={"x": "a" * 32},
+        item_ids=("a" * 32, "b" * 32),
+        attempts=(1, 2),
+        windows=(1, 2),
         content_seconds=1.0,
     )
+    assert claim.custom_ids == {
+        f"{'a' * 32}-a1-w0": "a" * 32,
+        f"{'b' * 32}-a2-w0": "b" * 32,
+        f"{'b' * 32}-a2-w1": "b" * 32,
+    }
     stored = backend.claims.create(claim)
+    assert backend.claims.get("c1") == stored
     with pytest.raises(StaleStateError):
         backend.claims.create(claim)
     assert [c.claim_id for c in backend.claims.iter_pending()] == ["c1"]
-    noted = backend.claims.save(stored.noting_batch("b"), stored)
+    narrowed = backend.claims.save(stored.narrowed(["b" * 32], 0.5), stored)
+    assert (narrowed.item_ids, narrowed.attempts, narrowed.windows) == (("b" * 32,), (2,), (2,))
+    noted = backend.claims.save(narrowed.noting_batch("b"), narrowed)
     created = backend.claims.save(noted.recorded(), noted)
     assert backend.claims.get("c1") == created
     assert created.state is ClaimState.CREATED

@@ -76,10 +76,10 @@ def test_each_result_is_written_once_and_holds_the_analysis_and_its_provenance(
     assert {i: _versions(harness, harness.item(i).result_key or "") for i in written} == written
 
     # A checker that wrote the result and died before recording it: the item is still submitted, the batch open.
-    record = harness.pipeline.runtime.batches.get(batch["batch_id"])
-    assert record is not None
-    assert record.state is BatchState.CLOSED
-    harness.pipeline.runtime.batches.save(record.model_copy(update={"state": BatchState.OPEN}), record)
+    progress = harness.pipeline.runtime.batches.get_progress(batch["batch_id"])
+    assert progress is not None
+    assert progress.state is BatchState.CLOSED
+    harness.pipeline.runtime.batches.save_progress(progress.reopened(), progress)
     runtime = harness.pipeline.runtime
     unrecorded = short.model_copy(update={"state": ItemState.SUBMITTED, "result_key": None, "finished_at": None})
     overwrite_item(runtime.items._client, runtime.settings.table_name, unrecorded)  # type: ignore[attr-defined]

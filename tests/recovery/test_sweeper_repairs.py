@@ -60,9 +60,10 @@ def test_claimed_item_under_a_released_claim_is_requeued(stack: Stack, videos: d
 
 
 def _drop_batch_record(stack: Stack, batch_id: str) -> None:
-    stack.dynamodb.delete_item(
-        TableName=stack.settings.table_name, Key={"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": "BATCH"}}
-    )
+    for part in ("BATCH", "PROGRESS"):  # the facts and the progress: the whole batch record
+        stack.dynamodb.delete_item(
+            TableName=stack.settings.table_name, Key={"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": part}}
+        )
 
 
 def test_submitted_item_without_batch_record_gets_it_rebuilt(stack: Stack, videos: dict[str, Path]) -> None:
@@ -93,9 +94,9 @@ def test_submitted_item_of_an_unknown_batch_is_requeued(stack: Stack, videos: di
 
 def test_closed_record_with_a_submitted_item_is_reopened(stack: Stack, videos: dict[str, Path]) -> None:
     _, batch_id = stack.submit(videos, ("short", "in/a.mp4"))
-    record = stack.batches.get(batch_id)
-    assert record is not None
-    stack.batches.save(record.model_copy(update={"state": BatchState.CLOSED, "closed_at": stack.clock.now()}), record)
+    progress = stack.batches.get_progress(batch_id)
+    assert progress is not None
+    stack.batches.save_progress(progress.closed(now=stack.clock.now()), progress)
     past_decision_age(stack)
     assert sweeper(stack).run().batch_records_reopened == 1
     assert stack.checker().check_open().items_succeeded == 1
@@ -109,9 +110,9 @@ def test_open_batch_the_api_no_longer_knows_is_closed_and_requeued(stack: Stack,
     stack.clock.advance(hours(26))  # its expiry check is long overdue
     summary = sweeper(stack).run()
     assert (summary.batches_not_found, summary.batch_items_settled) == (1, 1)
-    record = stack.batches.get(batch_id)
-    assert record is not None
-    assert (record.state, record.api_status) == (BatchState.CLOSED, "deleted")
+    progress = stack.batches.get_progress(batch_id)
+    assert progress is not None
+    assert (progress.state, progress.api_status) == (BatchState.CLOSED, "deleted")
     item = stack.items.get(ids[0])
     assert item is not None
     assert item.state is ItemState.QUEUED

@@ -22,6 +22,7 @@ from videobatch.domain.items import check_transition
 from videobatch.domain.records import (
     OPEN_BATCHES_QUEUE,
     PENDING_CLAIMS_QUEUE,
+    BatchProgress,
     BatchRecord,
     BatchState,
     ClaimRecord,
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 ITEM_SK: Final = "ITEM"
 BATCH_SK: Final = "BATCH"
+PROGRESS_SK: Final = "PROGRESS"
+RESULTS_DAYS: Final = 30
 CLAIM_SK: Final = "CLAIM"
 LEASE_SK: Final = "LEASE"
 # Terminal items and closed records stay this long for audits and duplicate-event suppression, then TTL removes them.
@@ -233,40 +236,60 @@ class DynamoItemRepository(_Table):
 
 
 class DynamoBatchRepository(_Table):
-    """Batches: ``pk = BATCH#{batch_id}``; open ones listed in gsi1 ``Q#batch_open``, oldest first."""
+    """Batches: ``pk = BATCH#{batch_id}``; ``sk = BATCH`` the facts (written once), ``sk = PROGRESS`` what checks
+    change, listed while open in gsi1 ``Q#batch_open`` (oldest first): a poll reads and writes a few hundred bytes."""
 
-    def create(self, batch: BatchRecord) -> BatchRecord:
-        """Store a new batch record; an identical record already there (a retried flush) is accepted."""
+    def create(self, batch: BatchRecord, progress: BatchProgress) -> BatchRecord:
+        """Store a new batch; a record of the same claim already there (a retried recording) is accepted, and its
+        progress is written only if missing (the facts go first, so a batch in the open index always has them)."""
         stored = batch.model_copy(update={"version": 1})
-        if self._put(self._attributes(stored), "attribute_not_exists(#pk)"):
-            return stored
-        existing = self.get(batch.batch_id)
-        if existing is None or existing.claim_id != batch.claim_id:
-            raise StaleStateError(f"batch {batch.batch_id} is recorded already for another claim")
-        return existing
-
-    def get(self, batch_id: str) -> BatchRecord | None:
-        attributes = self._get(f"BATCH#{batch_id}", BATCH_SK)
-        return None if attributes is None else _from_attributes(BatchRecord, attributes)
-
-    def save(self, new: BatchRecord, expected: BatchRecord) -> BatchRecord:
-        stored = new.model_copy(update={"version": expected.version + 1})
-        if not self._save(self._attributes(stored), expected.version, {"state": expected.state.value}):
-            raise StaleStateError(f"batch {expected.batch_id} changed since version {expected.version}")
+        if not self._put(self._attributes(stored), "attribute_not_exists(#pk)"):
+            existing = self.get(batch.batch_id)
+            if existing is None or existing.claim_id != batch.claim_id:
+                raise StaleStateError(f"batch {batch.batch_id} is recorded already for another claim")
+            stored = existing
+        self._put(self._progress_attributes(progress.model_copy(update={"version": 1})), "attribute_not_exists(#pk)")
         return stored
 
-    def iter_open(self, *, page_size: int = 100) -> Iterator[BatchRecord]:
+    def get(self, batch_id: str) -> BatchRecord | None:
+        # Written once: an eventually consistent read (half the price) cannot see a stale version of it.
+        response = self._client.get_item(
+            TableName=self._table, Key={"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": BATCH_SK}}
+        )
+        attributes = response.get("Item")
+        return None if attributes is None else _from_attributes(BatchRecord, attributes)
+
+    def get_progress(self, batch_id: str) -> BatchProgress | None:
+        attributes = self._get(f"BATCH#{batch_id}", PROGRESS_SK)
+        return None if attributes is None else _from_attributes(BatchProgress, attributes)
+
+    def save_progress(self, new: BatchProgress, expected: BatchProgress) -> BatchProgress:
+        stored = new.model_copy(update={"version": expected.version + 1})
+        extra = {"state": expected.state.value}
+        if not self._save(self._progress_attributes(stored), expected.version, extra):
+            raise StaleStateError(f"batch {expected.batch_id} progress changed since version {expected.version}")
+        return stored
+
+    def iter_open(self, *, page_size: int = 100) -> Iterator[BatchProgress]:
         for attributes in self._query_index("gsi1", OPEN_BATCHES_QUEUE, until=None, page_size=page_size):
-            yield _from_attributes(BatchRecord, attributes)
+            yield _from_attributes(BatchProgress, attributes)
 
     @staticmethod
     def _attributes(batch: BatchRecord) -> dict[str, Any]:
-        keys: dict[str, str | int | None] = {"pk": f"BATCH#{batch.batch_id}", "sk": BATCH_SK}
-        if batch.state is BatchState.OPEN:
-            keys["gsi1pk"], keys["gsi1sk"] = OPEN_BATCHES_QUEUE, f"{sort_stamp(batch.created_at)}#{batch.batch_id}"
-        else:
-            keys["ttl"] = _ttl_epoch(batch.closed_at or batch.created_at)
+        # Kept as long as its progress can be: results live 30 days, records the retention after that.
+        expires = _ttl_epoch(batch.created_at + timedelta(days=RESULTS_DAYS))
+        keys: dict[str, str | int | None] = {"pk": f"BATCH#{batch.batch_id}", "sk": BATCH_SK, "ttl": expires}
         return _to_attributes(batch, keys)
+
+    @staticmethod
+    def _progress_attributes(progress: BatchProgress) -> dict[str, Any]:
+        keys: dict[str, str | int | None] = {"pk": f"BATCH#{progress.batch_id}", "sk": PROGRESS_SK}
+        if progress.state is BatchState.OPEN:
+            stamp = f"{sort_stamp(progress.created_at)}#{progress.batch_id}"
+            keys["gsi1pk"], keys["gsi1sk"] = OPEN_BATCHES_QUEUE, stamp
+        else:
+            keys["ttl"] = _ttl_epoch(progress.closed_at or progress.created_at)
+        return _to_attributes(progress, keys)
 
 
 class DynamoClaimRepository(_Table):

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlencode
 from videobatch.adapters.s3 import check_s3_key
 from videobatch.domain.items import check_transition
 from videobatch.domain.records import (
+    BatchProgress,
     BatchRecord,
     BatchState,
     ClaimRecord,
@@ -113,35 +114,39 @@ class MemoryBatchStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._batches: dict[str, BatchRecord] = {}
+        self._progress: dict[str, BatchProgress] = {}
 
-    def create(self, batch: BatchRecord) -> BatchRecord:
+    def create(self, batch: BatchRecord, progress: BatchProgress) -> BatchRecord:
         with self._lock:
             existing = self._batches.get(batch.batch_id)
-            if existing is None:
-                stored = batch.model_copy(update={"version": 1})
-                self._batches[batch.batch_id] = stored
-                return stored
-        if existing.claim_id != batch.claim_id:
-            raise StaleStateError(f"batch {batch.batch_id} is recorded already for another claim")
-        return existing
+            if existing is not None and existing.claim_id != batch.claim_id:
+                raise StaleStateError(f"batch {batch.batch_id} is recorded already for another claim")
+            stored = existing or batch.model_copy(update={"version": 1})
+            self._batches[batch.batch_id] = stored
+            self._progress.setdefault(batch.batch_id, progress.model_copy(update={"version": 1}))
+            return stored
 
     def get(self, batch_id: str) -> BatchRecord | None:
         with self._lock:
             return self._batches.get(batch_id)
 
-    def save(self, new: BatchRecord, expected: BatchRecord) -> BatchRecord:
+    def get_progress(self, batch_id: str) -> BatchProgress | None:
         with self._lock:
-            current = self._batches.get(expected.batch_id)
+            return self._progress.get(batch_id)
+
+    def save_progress(self, new: BatchProgress, expected: BatchProgress) -> BatchProgress:
+        with self._lock:
+            current = self._progress.get(expected.batch_id)
             if current is None or current.version != expected.version or current.state is not expected.state:
-                raise StaleStateError(f"batch {expected.batch_id} changed since version {expected.version}")
+                raise StaleStateError(f"batch {expected.batch_id} progress changed since version {expected.version}")
             stored = new.model_copy(update={"version": expected.version + 1})
-            self._batches[expected.batch_id] = stored
+            self._progress[expected.batch_id] = stored
             return stored
 
-    def iter_open(self, *, page_size: int = 100) -> Iterator[BatchRecord]:
+    def iter_open(self, *, page_size: int = 100) -> Iterator[BatchProgress]:
         with self._lock:
-            open_ = [b for b in self._batches.values() if b.state is BatchState.OPEN]
-        yield from sorted(open_, key=lambda b: f"{sort_stamp(b.created_at)}#{b.batch_id}")
+            open_ = [p for p in self._progress.values() if p.state is BatchState.OPEN]
+        yield from sorted(open_, key=lambda p: f"{sort_stamp(p.created_at)}#{p.batch_id}")
 
 
 class MemoryClaimStore:

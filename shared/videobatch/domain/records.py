@@ -10,12 +10,13 @@ clears exactly the fields of the new state, so no caller assembles a state chang
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final, TypedDict
+from functools import cached_property
+from typing import Any, Final, Self, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from videobatch.domain.items import (
     TERMINAL_STATES,
@@ -144,9 +145,10 @@ class ItemRecord(BaseModel):
         number = self.attempts if attempt is None else attempt
         return {custom_id_for(self.item_id, number, window.index): window for window in self.windows}
 
-    def next_custom_ids(self) -> dict[str, Window]:
-        """The custom_ids a claim of this item will send: claimed items already carry theirs."""
-        return self.custom_ids(attempt=self.attempts if self.state is ItemState.CLAIMED else self.attempts + 1)
+    @property
+    def next_attempt(self) -> int:
+        """The attempt a claim of this item sends (a claimed item carries its own already)."""
+        return self.attempts if self.state is ItemState.CLAIMED else self.attempts + 1
 
     # --- construction -------------------------------------------------------------------------------------
 
@@ -275,7 +277,67 @@ class BatchState(StrEnum):
 
 
 class BatchRecord(BaseModel):
-    """A TwelveLabs batch this pipeline created (DynamoDB ``BATCH#{batch_id}``)."""
+    """A TwelveLabs batch this pipeline created: the facts, written once (DynamoDB ``BATCH#{batch_id}`` / ``BATCH``).
+
+    What a check changes lives apart in ``BatchProgress``, so polling never rewrites (or reads) the item list of a
+    1,000-item batch just to note that nothing moved.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_id: str
+    analysis_mode: AnalysisMode
+    claim_id: str
+    created_at: datetime
+    expires_at: datetime
+    item_ids: tuple[str, ...]  # the order BatchProgress.settled refers to
+    windows: tuple[int, ...]  # per item: its requests in the batch
+    attempts: tuple[int, ...]  # per item: the attempt its requests carry
+    content_seconds: float = Field(ge=0)
+    version: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _aligned(self) -> Self:
+        if not len(self.item_ids) == len(self.attempts) == len(self.windows):
+            raise ValueError("item_ids, attempts and windows must have one entry per item")
+        return self
+
+    @property
+    def request_count(self) -> int:
+        return sum(self.windows)
+
+    @cached_property
+    def positions(self) -> dict[str, tuple[int, int, int]]:
+        """custom_id -> (item index, attempt, window count) of every request of the batch."""
+        return {
+            custom_id_for(item_id, attempt, window): (index, attempt, count)
+            for index, (item_id, attempt, count) in enumerate(
+                zip(self.item_ids, self.attempts, self.windows, strict=True)
+            )
+            for window in range(count)
+        }
+
+    def progress(self, api_status: str) -> BatchProgress:
+        """The progress record a new batch starts with."""
+        return BatchProgress(
+            batch_id=self.batch_id,
+            api_status=api_status,
+            analysis_mode=self.analysis_mode,
+            created_at=self.created_at,
+            expires_at=self.expires_at,
+            item_count=len(self.item_ids),
+            request_count=self.request_count,
+        )
+
+
+class BatchProgress(BaseModel):
+    """What checking a batch changes (DynamoDB ``BATCH#{batch_id}`` / ``PROGRESS``, a few hundred bytes); while the
+    batch is open it is the batch's entry in the open-batches index.
+
+    ``settled`` is a bitmap over ``BatchRecord.item_ids``: bit *i* set once item *i* is no longer submitted to this
+    batch (done, failed, requeued, or found moved on). A check reads only items whose results became final and
+    whose bit is clear, and the batch closes when every bit is set and the API batch is terminal.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -283,36 +345,63 @@ class BatchRecord(BaseModel):
     state: BatchState = BatchState.OPEN
     api_status: str
     analysis_mode: AnalysisMode
-    claim_id: str
     created_at: datetime
     expires_at: datetime
-    item_ids: tuple[str, ...]
-    task_ids: dict[str, str]  # custom_id -> task_id
-    content_seconds: float = Field(ge=0)
+    item_count: int = Field(ge=0)
+    request_count: int = Field(ge=0)
+    finished_seen: int = Field(default=0, ge=0)  # the API's ready + failed + canceled at the last change
+    settled: str = ""  # hex of the bitmap, bit i = byte i // 8, mask 1 << (i % 8)
     version: int = Field(default=0, ge=0)
     closed_at: datetime | None = None
     succeeded_items: int = 0
     failed_items: int = 0
     requeued_items: int = 0
 
-    def closed(self, *, now: datetime) -> BatchRecord:
-        """open -> closed: the API batch is terminal and none of its items is still submitted to it."""
-        return self.model_copy(update={"state": BatchState.CLOSED, "closed_at": now})
+    def is_settled(self, index: int) -> bool:
+        raw = bytes.fromhex(self.settled)
+        return index // 8 < len(raw) and bool(raw[index // 8] & (1 << (index % 8)))
 
-    def reopened(self) -> BatchRecord:
-        """closed -> open: an item turned out to be still submitted to it (a race), so the checker must look again."""
-        return self.model_copy(update={"state": BatchState.OPEN, "closed_at": None})
+    @property
+    def settled_count(self) -> int:
+        return sum(bin(byte).count("1") for byte in bytes.fromhex(self.settled))
 
-    def progressed(self, api_status: str, *, succeeded: int, failed: int, requeued: int) -> BatchRecord:
-        """The API status seen and this check's settled items added to the counters."""
+    @property
+    def all_settled(self) -> bool:
+        return self.settled_count >= self.item_count
+
+    def observed(
+        self,
+        api_status: str,
+        finished: int,
+        *,
+        settled: Iterable[int] = (),
+        succeeded: int = 0,
+        failed: int = 0,
+        requeued: int = 0,
+    ) -> BatchProgress:
+        """What a check saw (the API's status and finished count) and what it settled (item indexes, counts)."""
+        raw = bytearray(bytes.fromhex(self.settled).ljust((self.item_count + 7) // 8, b"\0"))
+        for index in settled:
+            raw[index // 8] |= 1 << (index % 8)
         return self.model_copy(
             update={
                 "api_status": api_status,
+                "finished_seen": finished,
+                "settled": raw.hex(),
                 "succeeded_items": self.succeeded_items + succeeded,
                 "failed_items": self.failed_items + failed,
                 "requeued_items": self.requeued_items + requeued,
             }
         )
+
+    def closed(self, *, now: datetime) -> BatchProgress:
+        """open -> closed: the API batch is terminal and none of its items is still submitted to it."""
+        return self.model_copy(update={"state": BatchState.CLOSED, "closed_at": now})
+
+    def reopened(self) -> BatchProgress:
+        """closed -> open, every bit cleared: an item turned out to be still submitted to it (a race), so the
+        checker must look at all of them again."""
+        return self.model_copy(update={"state": BatchState.OPEN, "closed_at": None, "settled": ""})
 
 
 class ClaimState(StrEnum):
@@ -327,7 +416,8 @@ class ClaimRecord(BaseModel):
     """A flush's intent to submit these items in one batch (DynamoDB ``CLAIM#{claim_id}``).
 
     Written before any item is claimed, so a crash or an unknown create outcome leaves a complete description for
-    the reconciler: which items, with which custom_ids (to find the batch on the API), to adopt or release.
+    the reconciler: which items, with which custom_ids (to find the batch on the API), to adopt or release. The
+    custom_ids are not stored: each item's attempt and window count determine them (a third of the record's size).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -338,7 +428,8 @@ class ClaimRecord(BaseModel):
     analysis_mode: AnalysisMode
     created_at: datetime
     item_ids: tuple[str, ...]
-    custom_ids: dict[str, str]  # custom_id -> item_id
+    attempts: tuple[int, ...]  # per item: the attempt number its custom_ids carry
+    windows: tuple[int, ...]  # per item: its requests (analysis windows)
     content_seconds: float = Field(ge=0)
     batch_id: str | None = None
     note: str | None = None  # why it was released or left pending
@@ -349,6 +440,33 @@ class ClaimRecord(BaseModel):
     # How the flusher planned the batch, so whoever finishes the saga can publish the same Batch Submitted.
     trigger: str | None = None
     fill_ratio: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _aligned(self) -> Self:
+        if not len(self.item_ids) == len(self.attempts) == len(self.windows):
+            raise ValueError("item_ids, attempts and windows must have one entry per item")
+        return self
+
+    @cached_property
+    def custom_ids(self) -> dict[str, str]:
+        """custom_id -> item_id of every request this claim sends."""
+        return {
+            custom_id_for(item_id, attempt, window): item_id
+            for item_id, attempt, count in zip(self.item_ids, self.attempts, self.windows, strict=True)
+            for window in range(count)
+        }
+
+    def narrowed(self, held: Sequence[str], content_seconds: float) -> ClaimRecord:
+        """The claim limited to the items ``held`` (claim order kept)."""
+        keep = [i for i, item_id in enumerate(self.item_ids) if item_id in set(held)]
+        return self.model_copy(
+            update={
+                "item_ids": tuple(self.item_ids[i] for i in keep),
+                "attempts": tuple(self.attempts[i] for i in keep),
+                "windows": tuple(self.windows[i] for i in keep),
+                "content_seconds": content_seconds,
+            }
+        )
 
     def noting_batch(self, batch_id: str) -> ClaimRecord:
         """Saga step 4: still pending, but the batch exists and its recording is under way."""

@@ -3,12 +3,15 @@
 - All windows of an item ``ready`` -> merge, write the result file once, ``done``, Item Succeeded.
 - Any window ``failed``/``canceled`` -> RequeuePolicy: back to ``queued`` (all windows again, next attempt) or
   ``failed`` with the reason. A partially ready item is retried whole: its windows share one prompt and one merge.
-- Window results are not stored between runs: the API keeps them for 30 days and every run re-reads the stream,
-  so an item whose windows finish across several runs completes in the run that sees the last one.
+- Window results are not stored between runs: the API keeps them for 30 days and a run that sees a change re-reads
+  the stream, so an item whose windows finish across several runs completes in the run that sees the last one.
 
-Every item write is conditional on ``state = submitted`` and ``batch_id`` = this batch (plus the version read), so a
-stale or concurrent checker never overwrites newer truth; it just counts a lost race. When the batch is terminal and
-none of its items is still ``submitted`` to it, the batch record is closed and Batch Finished published.
+Polling costs nothing when nothing changed: a check reads the batch's small progress record (from the open-batches
+index) and ``GET /analyze/batches/{id}``; only when the API's status or finished count moved does it read the batch's
+facts, stream the results once, and read just the items whose results became final and are not settled yet
+(``BatchProgress.settled``). Every item write is conditional on ``state = submitted`` and ``batch_id`` = this batch
+(plus the version read), so a stale or concurrent checker never overwrites newer truth; it just counts a lost race.
+When the batch is terminal and every item is settled, the progress is closed and Batch Finished published.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from videobatch.config import Settings
 from videobatch.domain.items import FailureReason, ItemState
 from videobatch.domain.policy import Fail, Finish, Requeue, RequeuePolicy
 from videobatch.domain.profiles import ProfileSet
-from videobatch.domain.records import SUBMITTED_QUEUE, BatchRecord, BatchState, ItemRecord
+from videobatch.domain.records import SUBMITTED_QUEUE, BatchProgress, BatchRecord, BatchState, ItemRecord
 from videobatch.domain.results import ResultKeyTooLongError, result_document, result_key
 from videobatch.domain.windows import WindowResult, merge_window_results
 from videobatch.errors import (
@@ -54,6 +57,7 @@ class BatchCheckSummary(BaseModel):
     items_failed: int = 0
     items_requeued: int = 0
     lost_races: int = 0
+    batches_unchanged: int = 0  # nothing moved at the API since the last check: nothing read, nothing written
     # Batches whose check stopped on a fault of their own (an answer about them that made no sense); the other
     # batches were checked, and the next run tries these again.
     batches_faulted: int = 0
@@ -96,19 +100,19 @@ class BatchCheckService:
         """Every batch not yet closed, oldest first."""
         self._report_oldest_submitted()
         summary, races_before = BatchCheckSummary(), self._writer.lost_races
-        for record in list(self._batches.iter_open()):
-            self._check_isolated(record, summary)
+        for progress in list(self._batches.iter_open()):
+            self._check_isolated(progress, summary)
         summary.lost_races = self._writer.lost_races - races_before
         return summary
 
     def check(self, batch_id: str) -> BatchCheckSummary:
         """One batch (the expiry schedule names it); an unknown or closed batch is a no-op."""
         summary, races_before = BatchCheckSummary(), self._writer.lost_races
-        record = self._batches.get(batch_id)
-        if record is None or record.state is BatchState.CLOSED:
+        progress = self._batches.get_progress(batch_id)
+        if progress is None or progress.state is BatchState.CLOSED:
             logger.info("batch needs no check", extra={"batch_id": batch_id})
             return summary
-        self._check_isolated(record, summary)
+        self._check_isolated(progress, summary)
         summary.lost_races = self._writer.lost_races - races_before
         return summary
 
@@ -122,64 +126,95 @@ class BatchCheckService:
 
     # --- one batch ----------------------------------------------------------------------------------------
 
-    def _check_isolated(self, record: BatchRecord, summary: BatchCheckSummary) -> None:
+    def _check_isolated(self, progress: BatchProgress, summary: BatchCheckSummary) -> None:
         """One batch's own fault skips that batch this run; a pipeline fault stops the run (errors.py's rule)."""
         try:
-            self._check(record, summary)
+            self._check(progress, summary)
         except VideoBatchError as error:
             if is_pipeline_fault(error):
                 raise
             summary.batches_faulted += 1
             self._metrics.add_metric(name="BatchCheckFaults", unit="Count", value=1)
-            logger.exception("batch check faulted; the others go on", extra={"batch_id": record.batch_id})
+            logger.exception("batch check faulted; the others go on", extra={"batch_id": progress.batch_id})
 
-    def _check(self, record: BatchRecord, summary: BatchCheckSummary) -> None:
+    def _check(self, progress: BatchProgress, summary: BatchCheckSummary) -> None:
         summary.batches_checked += 1
         try:
-            api_batch: Batch | None = self._api.retrieve_batch(record.batch_id)
+            api_batch: Batch | None = self._api.retrieve_batch(progress.batch_id)
         except NotFoundError:
             api_batch = None  # deleted (past the 30-day retention, or by hand): nothing more will come
-        run = _Run(self._open_items(record))
-        if api_batch is not None:
-            self._read_results(record, run)
         terminal = api_batch is None or api_batch.status in limits.TERMINAL_BATCH_STATUSES
+        status = api_batch.status if api_batch else "deleted"
+        finished = _finished(api_batch) if api_batch else progress.finished_seen
+        if not terminal and status == progress.api_status and finished == progress.finished_seen:
+            summary.batches_unchanged += 1
+            return  # nothing moved since the last check: no read, no write
+        record = self._batches.get(progress.batch_id)
+        if record is None:
+            raise InvalidInputError(f"batch {progress.batch_id} has progress but no record of its items")
+        run = _Run(record, progress)
+        if api_batch is not None:
+            self._read_results(run)
         if terminal:
-            code, message = ("missing_result", "the batch ended without a result")
-            if api_batch is None:
-                code, message = ("batch_not_found", f"TwelveLabs no longer knows batch {record.batch_id} (deleted)")
-            for item in list(run.open.values()):  # a terminal batch without a final line for the item
-                self._settle_failure(item, "canceled", code, message, run)
-            run.open.clear()
-        self._update_record(record, api_batch, run, summary, close=terminal)
+            self._settle_missing(run, api_batch)
+        new = progress.observed(
+            status, finished, settled=run.settled, succeeded=run.succeeded, failed=run.failed, requeued=run.requeued
+        )
+        closing = terminal and new.all_settled
+        if closing:
+            new = new.closed(now=self._clock.now())
+        stored = self._recorder.update_progress(progress, new, record if closing else None, api_batch)
+        summary.items_succeeded += run.succeeded
+        summary.items_failed += run.failed
+        summary.items_requeued += run.requeued
+        summary.batches_closed += stored is not None and closing
 
-    def _open_items(self, record: BatchRecord) -> dict[str, ItemRecord]:
-        found = self._items.get_many(record.item_ids)
-        return {
-            item_id: item
-            for item_id, item in found.items()
-            if item.state is ItemState.SUBMITTED and item.batch_id == record.batch_id
-        }
-
-    def _read_results(self, record: BatchRecord, run: _Run) -> None:
-        owners = {custom_id: item for item in run.open.values() for custom_id in item.custom_ids()}
-        with self._api.stream_batch_results(record.batch_id) as lines:
+    def _read_results(self, run: _Run) -> None:
+        """Stream the results once; settle the items whose every window is final (or one failed)."""
+        positions = run.record.positions
+        ready: dict[int, dict[str, BatchResultItem]] = {}
+        ended: dict[int, BatchResultItem] = {}  # first failed/canceled/unreadable line of an item
+        with self._api.stream_batch_results(run.record.batch_id) as lines:
             for line in lines:
-                item = owners.get(line.custom_id or "")
-                if item is None or item.item_id not in run.open or line.status not in _FINAL_STATUSES:
-                    continue  # another attempt's line, already settled, or still running
-                if line.parse_error is not None:
-                    continue  # unreadable: the item stays open and its line is read again at the next check
-                if line.status != "ready":
-                    error = line.error
-                    code, message = (error.code, error.message) if error else (None, None)
-                    self._settle_failure(item, line.status, code, message, run)
-                    run.open.pop(item.item_id)
-                    continue
-                parts = run.parts.setdefault(item.item_id, {})
-                parts[line.custom_id or ""] = line
-                if len(parts) == len(item.windows):
-                    self._finish(item, record, parts, run)
-                    run.open.pop(item.item_id)
+                position = positions.get(line.custom_id or "")
+                if position is None or run.progress.is_settled(position[0]):
+                    continue  # not this batch's current request, or settled by an earlier check
+                if line.parse_error is not None or line.status in ("failed", "canceled"):
+                    ended.setdefault(position[0], line)
+                elif line.status == "ready":
+                    ready.setdefault(position[0], {})[line.custom_id or ""] = line
+                # any other status (running, or one the client does not know) is looked at again later
+        complete = {index for index, parts in ready.items() if len(parts) == run.record.windows[index]}
+        candidates = sorted(set(ended) | complete)
+        items = self._items.get_many([run.record.item_ids[index] for index in candidates])
+        for index in candidates:
+            item = items.get(run.record.item_ids[index])
+            run.settled.add(index)  # whatever happens next, this item needs no further look from this batch
+            if item is None or not _submitted_here(item, run.record, index):
+                continue  # moved on already (another checker, the sweeper, an operator)
+            end = ended.get(index)
+            if end is None:
+                self._finish(item, run.record, ready[index], run)
+            elif end.parse_error is not None:
+                unreadable = f"TwelveLabs sent a result line the client could not read: {end.parse_error}"
+                self._settle_failure(item, "failed", "result_unparsable", unreadable, run)
+            else:
+                error = end.error
+                code, detail = (error.code, error.message) if error else (None, None)
+                self._settle_failure(item, end.status, code, detail, run)
+
+    def _settle_missing(self, run: _Run, api_batch: Batch | None) -> None:
+        """A terminal batch: every item without a final line of its own is settled now."""
+        code, message = ("missing_result", "the batch ended without a result")
+        if api_batch is None:
+            code, message = ("batch_not_found", f"TwelveLabs no longer knows batch {run.record.batch_id} (deleted)")
+        rest = [i for i in range(len(run.record.item_ids)) if i not in run.settled and not run.progress.is_settled(i)]
+        items = self._items.get_many([run.record.item_ids[index] for index in rest])
+        for index in rest:
+            run.settled.add(index)
+            item = items.get(run.record.item_ids[index])
+            if item is not None and _submitted_here(item, run.record, index):
+                self._settle_failure(item, "canceled", code, message, run)
 
     # --- settling items -----------------------------------------------------------------------------------
 
@@ -225,21 +260,6 @@ class BatchCheckService:
 
     # --- the batch record ---------------------------------------------------------------------------------
 
-    def _update_record(
-        self, record: BatchRecord, api_batch: Batch | None, run: _Run, summary: BatchCheckSummary, *, close: bool
-    ) -> None:
-        summary.items_succeeded += run.succeeded
-        summary.items_failed += run.failed
-        summary.items_requeued += run.requeued
-        still_submitted = any(
-            item.state is ItemState.SUBMITTED and item.batch_id == record.batch_id
-            for item in self._items.get_many(record.item_ids).values()
-        )
-        closing = close and not still_submitted
-        settled = (run.succeeded, run.failed, run.requeued)
-        if self._recorder.update_batch(record, api_batch, settled, close=closing) is not None and closing:
-            summary.batches_closed += 1
-
 
 def _result_failure(item: ItemRecord, fault: Exception) -> FailureReason:
     if isinstance(fault, ResultKeyTooLongError):
@@ -254,11 +274,25 @@ def _result_failure(item: ItemRecord, fault: Exception) -> FailureReason:
 
 
 class _Run:
-    """One pass over a batch: the items still open, the ready windows seen so far, and what this pass settled."""
+    """One look at a changed batch: its facts and last progress, what this look settled."""
 
-    def __init__(self, open_items: dict[str, ItemRecord]) -> None:
-        self.open = open_items
-        self.parts: dict[str, dict[str, BatchResultItem]] = {}
+    def __init__(self, record: BatchRecord, progress: BatchProgress) -> None:
+        self.record = record
+        self.progress = progress
+        self.settled: set[int] = set()
         self.succeeded = 0
         self.failed = 0
         self.requeued = 0
+
+
+def _finished(batch: Batch) -> int:
+    return batch.ready_items + batch.failed_items + batch.canceled_items
+
+
+def _submitted_here(item: ItemRecord, record: BatchRecord, index: int) -> bool:
+    """Still waiting on this batch, under the attempt the batch's requests carry."""
+    return (
+        item.state is ItemState.SUBMITTED
+        and item.batch_id == record.batch_id
+        and item.attempts == record.attempts[index]
+    )

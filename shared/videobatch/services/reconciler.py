@@ -179,13 +179,8 @@ class ReconcileService:
         if held == claim.item_ids:
             return claim
         windows_only = self._settings.count_windows_only
-        narrowed = claim.model_copy(
-            update={
-                "item_ids": held,
-                "custom_ids": {cid: item_id for cid, item_id in claim.custom_ids.items() if item_id in held},
-                "content_seconds": sum(items[i].content_seconds(windows_only=windows_only) for i in held),
-            }
-        )
+        content = sum(items[i].content_seconds(windows_only=windows_only) for i in held)
+        narrowed = claim.narrowed(held, content)
         return self.recorder.save_claim(narrowed, claim)
 
     # --- looking at the API ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from videobatch.domain.events import BatchFinished, BatchSubmitted
 from videobatch.domain.items import ItemState
-from videobatch.domain.records import BatchRecord, BatchState, ClaimRecord, ClaimState, ItemRecord
+from videobatch.domain.records import BatchProgress, BatchRecord, BatchState, ClaimRecord, ClaimState, ItemRecord
 from videobatch.errors import StaleStateError
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ class SubmissionRecorder:
         in_batch = _items_in_batch(noted, found)
         submitted, requeued = self._settle_claimed(noted, found, items, in_batch)
         batch = self._ensure_batch_record(noted, found, items, in_batch)
-        if batch is not None and batch.state is BatchState.OPEN:
+        if batch is not None:  # a check of a batch closed meanwhile finds nothing to do, then deletes itself
             self.schedule_expiry_check(found.batch_id, found.expires_at)
         if submitted:
             self._publish_submitted(noted, found, [items[i] for i in in_batch if i in items])
@@ -227,7 +227,7 @@ class SubmissionRecorder:
             return None
         members = [items[i] for i in in_batch if i in items]
         record = self._batch_record(found, claim.analysis_mode, claim.claim_id, members)
-        return self._batches.create(record)  # an identical record of this claim is accepted
+        return self._batches.create(record, record.progress(found.status))  # a record of this claim is accepted
 
     def _batch_record(
         self, found: FoundBatch, analysis_mode: AnalysisMode, claim_id: str, members: Sequence[ItemRecord]
@@ -236,13 +236,13 @@ class SubmissionRecorder:
         windows_only = self._settings.count_windows_only
         return BatchRecord(
             batch_id=found.batch_id,
-            api_status=found.status,
             analysis_mode=analysis_mode,
             claim_id=claim_id,
             created_at=found.created_at,
             expires_at=found.expires_at,
             item_ids=tuple(item.item_id for item in members),
-            task_ids=found.task_ids,
+            windows=tuple(len(item.windows) for item in members),
+            attempts=tuple(item.attempts for item in members),
             content_seconds=sum(item.content_seconds(windows_only=windows_only) for item in members),
         )
 
@@ -309,52 +309,45 @@ class SubmissionRecorder:
         claim_id = sorted(claim_ids)[0] if claim_ids else "unknown"
         record = self._batch_record(found, api_batch.analysis_mode, claim_id, members)
         try:
-            self._batches.create(record)
+            self._batches.create(record, record.progress(api_batch.status))
         except StaleStateError:
             return False
         self.schedule_expiry_check(api_batch.batch_id, api_batch.expires_at)
         logger.warning("batch record rebuilt", extra={"batch_id": api_batch.batch_id, "items": len(members)})
         return True
 
-    def reopen_batch(self, record: BatchRecord) -> bool:
+    def reopen_batch(self, progress: BatchProgress) -> bool:
         """Closed while an item was still submitted to it (a race): open again so the checker collects it."""
         try:
-            self._batches.save(record.reopened(), record)
+            self._batches.save_progress(progress.reopened(), progress)
         except StaleStateError:
             return False
-        logger.warning("batch record reopened for items still submitted", extra={"batch_id": record.batch_id})
+        logger.warning("batch record reopened for items still submitted", extra={"batch_id": progress.batch_id})
         return True
 
-    def update_batch(
-        self,
-        record: BatchRecord,
-        api_batch: Batch | None,
-        settled: tuple[int, int, int],
-        *,
-        close: bool,
-    ) -> BatchRecord | None:
-        """A check's outcome: the API status, the (succeeded, failed, requeued) items it settled, and, when ``close``,
-        the record closed, its expiry check dropped and Batch Finished published. None: changed meanwhile."""
-        now = self._clock.now()
-        succeeded, failed, requeued = settled
-        api_status = api_batch.status if api_batch else "deleted"
-        new = record.progressed(api_status, succeeded=succeeded, failed=failed, requeued=requeued)
-        if close:
-            new = new.closed(now=now)
+    def update_progress(
+        self, progress: BatchProgress, new: BatchProgress, record: BatchRecord | None, api_batch: Batch | None
+    ) -> BatchProgress | None:
+        """A check's outcome (``new``, built from ``progress``); when it closes the batch (``record`` given then),
+        its expiry check is dropped and Batch Finished published. None: changed meanwhile."""
+        if new == progress:
+            return progress  # nothing moved: no write
         try:
-            stored = self._batches.save(new, record)
+            stored = self._batches.save_progress(new, progress)
         except StaleStateError:
-            logger.info("batch record changed meanwhile", extra={"batch_id": record.batch_id})
+            logger.info("batch progress changed meanwhile", extra={"batch_id": progress.batch_id})
             return None
-        if close:
+        if stored.state is BatchState.CLOSED and record is not None:
             # The expiry check has nothing left to do; an idle stack should not wake for it.
-            self._scheduler.cancel_batch_check(record.batch_id)
-            self._events.publish([_finished_event(stored, api_batch, now)])
-            logger.info("batch closed", extra={"batch_id": record.batch_id})
+            self._scheduler.cancel_batch_check(progress.batch_id)
+            self._events.publish([_finished_event(record, stored, api_batch, self._clock.now())])
+            logger.info("batch closed", extra={"batch_id": progress.batch_id})
         return stored
 
 
-def _finished_event(record: BatchRecord, api_batch: Batch | None, now: datetime) -> BatchFinished:
+def _finished_event(
+    record: BatchRecord, progress: BatchProgress, api_batch: Batch | None, now: datetime
+) -> BatchFinished:
     status: Literal["completed", "canceled", "expired"] = "expired"  # a deleted batch has certainly expired
     if api_batch is not None and api_batch.status in ("completed", "canceled"):
         status = "completed" if api_batch.status == "completed" else "canceled"
@@ -363,13 +356,13 @@ def _finished_event(record: BatchRecord, api_batch: Batch | None, now: datetime)
         batch_id=record.batch_id,
         analysis_mode=record.analysis_mode,
         status=status,
-        request_count=len(record.task_ids),
+        request_count=record.request_count,
         ready_requests=api_batch.ready_items if api_batch else 0,
         failed_requests=api_batch.failed_items if api_batch else 0,
         canceled_requests=api_batch.canceled_items if api_batch else 0,
-        items_succeeded=record.succeeded_items,
-        items_failed=record.failed_items,
-        items_requeued=record.requeued_items,
+        items_succeeded=progress.succeeded_items,
+        items_failed=progress.failed_items,
+        items_requeued=progress.requeued_items,
         submitted_at=record.created_at,
         duration_seconds=max(0.0, (now - record.created_at).total_seconds()),
     )

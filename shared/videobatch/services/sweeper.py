@@ -41,6 +41,7 @@ from videobatch.domain.records import (
     CLAIMED_QUEUE,
     REGISTERED_QUEUE,
     SUBMITTED_QUEUE,
+    BatchProgress,
     BatchRecord,
     BatchState,
     ClaimState,
@@ -139,10 +140,12 @@ class SweepService:
         self._metrics = metrics
         self._max_items = max_items_per_run
         self._batch_records: dict[str, BatchRecord | None] = {}
+        self._progress_records: dict[str, BatchProgress | None] = {}
+        self._batch_task_ids: dict[str, dict[str, str]] = {}
 
     def run(self) -> SweepSummary:
         summary, races_before = SweepSummary(), self._writer.lost_races
-        self._batch_records = {}
+        self._batch_records, self._progress_records, self._batch_task_ids = {}, {}, {}
         ports = self.ports
         self._sweep_registered(summary)
         self._report_leases(ports, summary)
@@ -171,6 +174,19 @@ class SweepService:
         if batch_id not in self._batch_records:
             self._batch_records[batch_id] = self.ports.batches.get(batch_id)
         return self._batch_records[batch_id]
+
+    def _progress(self, batch_id: str) -> BatchProgress | None:
+        if batch_id not in self._progress_records:
+            self._progress_records[batch_id] = self.ports.batches.get_progress(batch_id)
+        return self._progress_records[batch_id]
+
+    def _task_ids(self, ports: SweepPorts, batch_id: str) -> dict[str, str]:
+        """custom_id -> task_id of a batch, from its results (the batch record does not keep them), once a sweep."""
+        if batch_id not in self._batch_task_ids:
+            with ports.twelvelabs.stream_batch_results(batch_id) as lines:
+                found = {line.custom_id: line.task_id for line in lines if line.custom_id}
+            self._batch_task_ids[batch_id] = found
+        return self._batch_task_ids[batch_id]
 
     # --- registered -----------------------------------------------------------------------------------------
 
@@ -230,7 +246,8 @@ class SweepService:
         record = self._batch_record(claim.batch_id) if claim and claim.batch_id else None
         if record is not None and item.item_id in record.item_ids:
             note = f"recorded as submitted to {record.batch_id} by the sweeper"
-            submitted = item.submit(record.batch_id, record.task_ids, now=self._clock.now(), note=note)
+            task_ids = self._task_ids(ports, record.batch_id)
+            submitted = item.submit(record.batch_id, task_ids, now=self._clock.now(), note=note)
             summary.claimed_items_submitted += self._writer.save(submitted, item) is not None
             return
         state = claim.state.value if claim else "missing"
@@ -243,13 +260,13 @@ class SweepService:
             if item.batch_id is None:
                 self._requeue_submitted(item, "submitted without a batch id", summary)
                 continue
-            record = self._batch_record(item.batch_id)
-            if record is not None and record.state is BatchState.OPEN:
+            progress = self._progress(item.batch_id)
+            if progress is not None and progress.state is BatchState.OPEN:
                 continue
-            if record is not None:
-                if ports.recorder.reopen_batch(record):
+            if progress is not None:
+                if ports.recorder.reopen_batch(progress):
                     summary.batch_records_reopened += 1
-                    self._batch_records.pop(record.batch_id)  # re-read if another item names it
+                    self._progress_records.pop(progress.batch_id)  # re-read if another item names it
                 else:
                     summary.lost_races += 1
                 continue
@@ -294,26 +311,28 @@ class SweepService:
         now = self._clock.now()
         overdue_after = timedelta(seconds=self._settings.expiry_grace_seconds + OVERDUE_CHECK_SECONDS)
         near_deletion_after = timedelta(seconds=RESULTS_RETENTION_SECONDS - NEAR_DELETION_SECONDS)
-        for record in list(ports.batches.iter_open()):
-            near_deletion = now >= record.created_at + near_deletion_after
-            if not near_deletion and now < record.expires_at + overdue_after:
+        for progress in list(ports.batches.iter_open()):
+            near_deletion = now >= progress.created_at + near_deletion_after
+            if not near_deletion and now < progress.expires_at + overdue_after:
                 continue  # its expiry check is still to come
-            self._recheck(ports, record, near_deletion, summary)
+            self._recheck(ports, progress, near_deletion, summary)
 
-    def _recheck(self, ports: SweepPorts, record: BatchRecord, near_deletion: bool, summary: SweepSummary) -> None:
+    def _recheck(self, ports: SweepPorts, progress: BatchProgress, near_deletion: bool, summary: SweepSummary) -> None:
+        batch_id = progress.batch_id
         try:
-            ports.twelvelabs.retrieve_batch(record.batch_id)
+            ports.twelvelabs.retrieve_batch(batch_id)
         except NotFoundError:
             summary.batches_not_found += 1  # the checker requeues its items with batch_not_found and closes it
         else:
             summary.batches_near_deletion += near_deletion
             summary.batches_overdue += not near_deletion
         try:
-            summary.batch_items_settled += ports.batch_checker.check(record.batch_id).work_done
+            summary.batch_items_settled += ports.batch_checker.check(batch_id).work_done
         except VideoBatchError as error:  # one bad batch must not stop the sweep; the forced requeue follows
-            logger.error("batch check failed during sweep", extra={"batch_id": record.batch_id, "error": str(error)})
-        if near_deletion:
+            logger.error("batch check failed during sweep", extra={"batch_id": batch_id, "error": str(error)})
+        record = self._batch_record(batch_id)
+        if near_deletion and record is not None:
             days = RESULTS_RETENTION_SECONDS / 86400
             for item in self._items.get_many(record.item_ids).values():
-                if item.state is ItemState.SUBMITTED and item.batch_id == record.batch_id:
+                if item.state is ItemState.SUBMITTED and item.batch_id == batch_id:
                     self._requeue_submitted(item, f"batch_results_expiring: {days:g}-day retention ends", summary)

@@ -33,9 +33,9 @@ def test_results_are_merged_written_and_reported(stack: Stack, videos: dict[str,
     assert sorted(e["detail-type"] for e in events) == ["Batch Finished", "Item Succeeded", "Item Succeeded"]
     finished = next(e for e in events if e["detail-type"] == "Batch Finished")["detail"]
     assert (finished["status"], finished["items_succeeded"], finished["request_count"]) == ("completed", 2, 3)
-    record = stack.batches.get(batch_id)
-    assert record is not None
-    assert record.state is BatchState.CLOSED
+    progress = stack.batches.get_progress(batch_id)
+    assert progress is not None
+    assert progress.state is BatchState.CLOSED
     assert stack.checker().check_open().batches_checked == 0
     assert stack.metrics.total("ItemsSucceeded") == 2
 
@@ -58,12 +58,12 @@ def test_results_are_written_once_when_checkers_race(stack: Stack, videos: dict[
     key = stack.items.get(item_id).result_key  # type: ignore[union-attr]
     first = stack.s3.get_object(Bucket=BUCKET, Key=key)
     # A second checker that read the item and the batch before the first one finished them (stale snapshots).
-    record = stack.batches.get(batch_id)
-    assert record is not None
-    open_record = record.model_copy(update={"state": BatchState.OPEN})
+    progress = stack.batches.get_progress(batch_id)
+    assert progress is not None
+    open_progress = progress.model_copy(update={"state": BatchState.OPEN, "settled": "", "api_status": "processing"})
     late = stack.with_ports(
         items=Wrapped(stack.items, get_many=lambda ids: stale),
-        batches=Wrapped(stack.batches, get=lambda batch_id: open_record),
+        batches=Wrapped(stack.batches, get_progress=lambda batch_id: open_progress),
     ).batch_check_service()
     summary = late.check(batch_id)
     assert (summary.items_succeeded, summary.lost_races) == (0, 1)

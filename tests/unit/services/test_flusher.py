@@ -1,12 +1,16 @@
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from videobatch.adapters.scheduler import schedule_name
 from videobatch.domain.items import ItemState
+from videobatch.domain.profiles import load_profiles
 from videobatch.domain.records import ClaimState
 from videobatch.errors import AuthenticationError
 from videobatch.services.flusher import LEASE_NAME
+from videobatch.services.ingest import parse_object_created
 from videobatch.twelvelabs.models import BatchCreateRequest, BatchItemRequest, VideoContext
 
 from .harness import Stack
@@ -247,3 +251,68 @@ def test_no_free_slot_reads_no_queue(stack: Stack, videos: dict[str, Path]) -> N
     summary = stack.flusher(reserved_batch_slots=4, max_active_batches=4).run()
     assert (summary.free_slots, summary.queued_items, summary.stop_reason) == (0, 0, "no free batch slot")
     assert stack.metrics.values["FreeSlots"][-1] == 0
+
+
+def test_what_profiles_share_is_sent_once_and_two_profiles_of_one_mode_share_a_batch(
+    stack: Stack, videos: dict[str, Path]
+) -> None:
+    schema = {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}
+    response_format = {"type": "json_schema", "json_schema": schema}
+    profiles = load_profiles(
+        {
+            "profiles": [
+                {
+                    "name": "summary",
+                    "key_prefix": "",
+                    "analysis_mode": "general",
+                    "options": {
+                        "prompt": {"input_text": "Summarise the video."},
+                        "response_format": response_format,
+                        "temperature": 0.1,
+                    },
+                },
+                {
+                    "name": "brief",
+                    "key_prefix": "brief/",
+                    "analysis_mode": "general",
+                    "options": {"prompt": {"input_text": "One line, please."}, "response_format": response_format},
+                },
+            ]
+        }
+    )
+    runtime = stack.with_ports(profiles=profiles)
+    bodies: list[dict[str, Any]] = []
+    stack.twelvelabs._http.event_hooks["request"].append(  # type: ignore[attr-defined]
+        lambda request: (
+            bodies.append(json.loads(request.read()))
+            if request.method == "POST" and request.url.path.endswith("/analyze/batches")
+            else None
+        )
+    )
+    ids = [
+        runtime.ingest_service().handle(parse_object_created(stack.put_video(key, videos[name]))).item_id
+        for name, key in (("short", "in/a.mp4"), ("short2", "brief/b.mp4"), ("short", "in/c.mp4"))
+    ]
+    stack.clock.advance(10)
+    runtime.asset_check_service().run()
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    assert runtime.flush_service().run().batches_submitted == 1
+    [body] = bodies
+    assert body["defaults"] == {"response_format": response_format}  # what both say alike, once
+    prompts = [request["prompt"]["input_text"] for request in body["requests"]]
+    assert sorted(prompts) == ["One line, please.", "Summarise the video.", "Summarise the video."]
+    temperatures = {request["prompt"]["input_text"]: request.get("temperature") for request in body["requests"]}
+    assert temperatures == {"Summarise the video.": 0.1, "One line, please.": None}  # never a default of both
+    items = stack.items.get_many(ids)
+    for item in items.values():
+        [task_id] = item.task_ids.values()
+        params = stack.twelvelabs.retrieve_task(task_id).request_params or {}
+        wanted = profiles.by_name(item.profile_name or "").options
+        assert params["prompt"] == wanted.prompt.input_text  # type: ignore[union-attr]  (the task shows the text)
+        assert params["response_format"]["json_schema"] == schema  # the default, applied
+        if wanted.temperature is not None:
+            assert params["temperature"] == wanted.temperature
+        else:
+            assert params.get("temperature") != 0.1  # the other profile's temperature did not leak into this one
+    stack.clock.advance(3600)
+    assert runtime.batch_check_service().check_open().items_succeeded == 3
