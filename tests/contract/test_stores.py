@@ -9,8 +9,8 @@ import pytest
 
 from videobatch.domain.items import FailureReason, ItemState, Window
 from videobatch.domain.records import (
-    ASSET_QUEUE,
-    SUBMITTED_QUEUE,
+    INFLIGHT_QUEUE,
+    INTAKE_QUEUE,
     BatchRecord,
     BatchState,
     ClaimRecord,
@@ -102,10 +102,14 @@ def test_queues_list_oldest_first_across_pages_and_respect_until(backend: Backen
 
 def test_terminal_items_leave_the_queues(backend: Backend) -> None:
     stored, _ = backend.items.create(registered())
+    assert [(item.item_id, item.state) for item in backend.items.iter_queue(INTAKE_QUEUE)] == [
+        (stored.item_id, ItemState.REGISTERED)
+    ]
     processing = backend.items.save(stored.asset_created("as1", now=T0), stored)
-    assert [item.item_id for item in backend.items.iter_queue(ASSET_QUEUE)] == [stored.item_id]
+    listed = [(item.item_id, item.state) for item in backend.items.iter_queue(INTAKE_QUEUE)]
+    assert listed == [(stored.item_id, ItemState.ASSET_PROCESSING)]  # same queue, current record
     backend.items.save(processing.fail(FailureReason(code="asset_failed", message="broken"), now=T0), processing)
-    assert list(backend.items.iter_queue(ASSET_QUEUE)) == []
+    assert list(backend.items.iter_queue(INTAKE_QUEUE)) == []
     assert backend.items.get(stored.item_id).state is ItemState.FAILED  # type: ignore[union-attr]
 
 
@@ -116,9 +120,8 @@ def test_batch_membership_and_get_many(backend: Backend) -> None:
         backend.items.save(claimed.submit("b1", {}, now=T0), claimed)
         ids.append(claimed.item_id)
     other = queued_at(backend, 9, T0)
-    assert sorted(item.item_id for item in backend.items.iter_batch_items("b1", page_size=2)) == sorted(ids)
-    # Same submitted_at: the item id breaks the tie, as the sort key's suffix does.
-    assert [item.item_id for item in backend.items.iter_queue(SUBMITTED_QUEUE)] == sorted(ids)
+    # Claimed and submitted share the in-flight queue; same claimed_at: the item id breaks the tie.
+    assert [item.item_id for item in backend.items.iter_queue(INFLIGHT_QUEUE, page_size=2)] == sorted(ids)
     found = backend.items.get_many([*ids, "f" * 32, ids[0], other.item_id])
     assert set(found) == {*ids, other.item_id}
 

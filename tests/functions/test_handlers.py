@@ -6,6 +6,7 @@ import pytest
 
 from tests.unit.services.harness import BUCKET, Stack
 from videobatch.domain.items import ItemState
+from videobatch.domain.records import INTAKE_QUEUE
 from videobatch.errors import InvalidInputError
 
 from .conftest import FakeContext, load_handler
@@ -36,7 +37,7 @@ def test_ingest_reports_only_the_bad_message_as_failed(stack: Stack, videos: dic
     good = json.dumps(stack.put_video("in/cat.mp4", videos["short"]))
     response = load_handler("ingest").handler(sqs_event(good, "{not json"), FakeContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
-    assert [item.state for item in stack.items.iter_queue("Q#asset_processing")] == [ItemState.ASSET_PROCESSING]
+    assert [item.state for item in stack.items.iter_queue(INTAKE_QUEUE)] == [ItemState.ASSET_PROCESSING]
 
 
 def test_the_pipeline_through_its_handlers(stack: Stack, videos: dict[str, Path]) -> None:

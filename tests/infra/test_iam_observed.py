@@ -103,4 +103,4 @@ def test_the_grants_reported_missing_are_really_used(observed: Observed) -> None
 def test_resource_kinds_are_named_from_the_template(template: dict[str, Any]) -> None:
     resolver = offline_resolver(template, stack_name=STACK_NAME)
     table = resolver.resolve({"Fn::GetAtt": ["ItemsTable", "Arn"]})
-    assert resource_kind(resolver, f"{table}/index/gsi2") == "gsi2"
+    assert resource_kind(resolver, f"{table}/index/gsi1") == "gsi1"

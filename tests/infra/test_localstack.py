@@ -84,7 +84,7 @@ def test_table_matches_the_template(template: dict[str, Any], stack: LocalStack,
     for expected in spec["GlobalSecondaryIndexes"]:
         assert indexes[expected["IndexName"]]["KeySchema"] == expected["KeySchema"]
         assert indexes[expected["IndexName"]]["Projection"] == expected["Projection"]
-    assert set(indexes) == {"gsi1", "gsi2"}
+    assert set(indexes) == {"gsi1"}
     ttl = dynamodb.describe_time_to_live(TableName=table["TableName"])["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "ttl")
     backups = dynamodb.describe_continuous_backups(TableName=table["TableName"])["ContinuousBackupsDescription"]

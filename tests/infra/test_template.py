@@ -408,15 +408,15 @@ def test_table_keys_indexes_ttl_and_protection(template: dict[str, Any]) -> None
     p = table["Properties"]
     assert p["BillingMode"] == "PAY_PER_REQUEST"
     assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
-    key_names = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+    key_names = ("pk", "sk", "gsi1pk", "gsi1sk")
     assert {d["AttributeName"]: d["AttributeType"] for d in p["AttributeDefinitions"]} == dict.fromkeys(key_names, "S")
     indexes = {index["IndexName"]: index for index in p["GlobalSecondaryIndexes"]}
-    for name in ("gsi1", "gsi2"):
-        assert indexes[name]["KeySchema"] == [
-            {"AttributeName": f"{name}pk", "KeyType": "HASH"},
-            {"AttributeName": f"{name}sk", "KeyType": "RANGE"},
-        ]
-        assert indexes[name]["Projection"] == {"ProjectionType": "ALL"}
+    assert set(indexes) == {"gsi1"}
+    assert indexes["gsi1"]["KeySchema"] == [
+        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+    ]
+    assert indexes["gsi1"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     assert p["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert p["SSESpecification"] == {"SSEEnabled": True}
@@ -494,7 +494,7 @@ def test_pass_role_is_limited_to_the_scheduler(template: dict[str, Any], functio
 # nothing missing (AccessDenied in production) and nothing extra. tests/infra/test_iam_observed.py runs the real
 # handlers on the local stack and checks every AWS call they make is in this table.
 #
-# Resources: table, gsi1, gsi2 (the table's indexes), uploads (bucket/*), results (bucket/<ResultsPrefix>*), bus,
+# Resources: table, gsi1 (the table's index), uploads (bucket/*), results (bucket/<ResultsPrefix>*), bus,
 # secret, expiry_schedules (schedule/<group>/*), scheduler_role.
 
 Grant = tuple[str, str]
@@ -505,17 +505,18 @@ ADAPTER_CALLS: dict[str, frozenset[Grant]] = {
     "items.get": frozenset({("dynamodb:GetItem", "table")}),
     "items.get_many": frozenset({("dynamodb:BatchGetItem", "table")}),
     "items.save": frozenset({("dynamodb:PutItem", "table")}),  # a conditional put, never UpdateItem
-    "items.iter_queue": frozenset({("dynamodb:Query", "gsi1")}),
-    "items.iter_batch_items": frozenset({("dynamodb:Query", "gsi2")}),
+    # The index keeps keys only: the listed records are read with BatchGetItem.
+    "items.iter_queue": frozenset({("dynamodb:Query", "gsi1"), ("dynamodb:BatchGetItem", "table")}),
     # DynamoBatchRepository / DynamoClaimRepository
     "batches.create": frozenset({("dynamodb:PutItem", "table"), ("dynamodb:GetItem", "table")}),
     "batches.get": frozenset({("dynamodb:GetItem", "table")}),
-    "batches.save": frozenset({("dynamodb:PutItem", "table")}),
-    "batches.iter_open": frozenset({("dynamodb:Query", "gsi1")}),
+    "batches.get_progress": frozenset({("dynamodb:GetItem", "table")}),
+    "batches.save_progress": frozenset({("dynamodb:PutItem", "table")}),
+    "batches.iter_open": frozenset({("dynamodb:Query", "gsi1"), ("dynamodb:BatchGetItem", "table")}),
     "claims.create": frozenset({("dynamodb:PutItem", "table")}),
     "claims.get": frozenset({("dynamodb:GetItem", "table")}),
     "claims.save": frozenset({("dynamodb:PutItem", "table")}),
-    "claims.iter_pending": frozenset({("dynamodb:Query", "gsi1")}),
+    "claims.iter_pending": frozenset({("dynamodb:Query", "gsi1"), ("dynamodb:BatchGetItem", "table")}),
     # DynamoLeaseStore
     "leases.acquire": frozenset({("dynamodb:PutItem", "table")}),
     "leases.inspect": frozenset({("dynamodb:GetItem", "table")}),
@@ -571,9 +572,11 @@ SERVICE_CALLS: dict[str, tuple[str, ...]] = {
         "events.publish",
     ),
     "BatchCheckService": (
+        "items.iter_queue",
         "batches.iter_open",
         "batches.get",
-        "batches.save",
+        "batches.get_progress",
+        "batches.save_progress",
         "items.get_many",
         "items.save",
         "objects.write_once",
@@ -583,14 +586,14 @@ SERVICE_CALLS: dict[str, tuple[str, ...]] = {
     "SweepService": (
         "leases.inspect",
         "items.iter_queue",
-        "items.iter_batch_items",
         "items.get_many",
         "items.save",
         "claims.get",
         "batches.iter_open",
         "batches.get",
+        "batches.get_progress",
         "batches.create",
-        "batches.save",
+        "batches.save_progress",
         "scheduler.schedule_batch_check",
         "events.publish",
     ),
@@ -629,7 +632,6 @@ def resource_kind(resolver: Resolver, arn: str) -> str:
     kinds = {
         table: "table",
         f"{table}/index/gsi1": "gsi1",
-        f"{table}/index/gsi2": "gsi2",
         f"{bucket}/*": "uploads",
         f"{bucket}/{resolver.resolve({'Ref': 'ResultsPrefix'})}*": "results",
         resolver.resolve({"Fn::GetAtt": ["EventBus", "Arn"]}): "bus",
@@ -675,7 +677,6 @@ def test_each_function_is_granted_exactly_what_its_code_path_calls(
         ("BatchCheckerFunction", ("dynamodb:BatchGetItem", "table")),
         ("BatchCheckerFunction", ("s3:GetObject", "results")),
         ("SweeperFunction", ("dynamodb:Query", "gsi1")),
-        ("SweeperFunction", ("dynamodb:Query", "gsi2")),
         ("SweeperFunction", ("dynamodb:GetItem", "table")),
         ("SweeperFunction", ("dynamodb:PutItem", "table")),
         ("SweeperFunction", ("dynamodb:BatchGetItem", "table")),

@@ -200,19 +200,17 @@ def _function_environment(session: Any, stack_name: str, logical_id: str) -> dic
 # --- status -----------------------------------------------------------------------------------------------------
 
 
-def _item_queues() -> list[tuple[str, str]]:
-    from videobatch.domain.records import (
-        ASSET_QUEUE,
-        CLAIMED_QUEUE,
-        REGISTERED_QUEUE,
-        SUBMITTED_QUEUE,
-        queued_queue,
-    )
+def _item_queues() -> list[tuple[str, str, str | None]]:
+    """(label, gsi1 queue, state to count in it: None when the queue holds one state only)."""
+    from videobatch.domain.records import INFLIGHT_QUEUE, INTAKE_QUEUE, queued_queue
     from videobatch.twelvelabs import limits
 
-    queues = [("registered", REGISTERED_QUEUE), ("asset_processing", ASSET_QUEUE)]
-    queues += [(f"queued ({mode})", queued_queue(mode)) for mode in limits.ANALYSIS_MODES]
-    return [*queues, ("claimed", CLAIMED_QUEUE), ("submitted", SUBMITTED_QUEUE)]
+    queues: list[tuple[str, str, str | None]] = [
+        ("registered", INTAKE_QUEUE, "registered"),
+        ("asset_processing", INTAKE_QUEUE, "asset_processing"),
+    ]
+    queues += [(f"queued ({mode})", queued_queue(mode), None) for mode in limits.ANALYSIS_MODES]
+    return [*queues, ("claimed", INFLIGHT_QUEUE, "claimed"), ("submitted", INFLIGHT_QUEUE, "submitted")]
 
 
 def count_queue(dynamodb: Any, table: str, queue: str) -> int:
@@ -243,9 +241,14 @@ def collect_status(session: Any, location: Location, *, now: datetime, live: boo
     dynamodb = session.client("dynamodb")
     items = DynamoItemRepository(dynamodb, table)
     states: list[dict[str, Any]] = []
-    for label, queue in _item_queues():
-        oldest = next(iter(items.iter_queue(queue, page_size=1)), None)
-        entry: dict[str, Any] = {"state": label, "count": count_queue(dynamodb, table, queue)}
+    for label, queue, state in _item_queues():
+        if state is None:
+            oldest = next(iter(items.iter_queue(queue, page_size=1)), None)
+            count = count_queue(dynamodb, table, queue)
+        else:  # a queue two states share: count the records (the index keeps keys only)
+            members = [item for item in items.iter_queue(queue) if item.state.value == state]
+            oldest, count = (members[0] if members else None), len(members)
+        entry: dict[str, Any] = {"state": label, "count": count}
         if oldest is not None:
             since = _state_since(oldest)
             entry |= {"oldest_item_id": oldest.item_id, "oldest_since": since.isoformat(), "oldest_key": oldest.key}

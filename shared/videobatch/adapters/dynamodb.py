@@ -1,7 +1,8 @@
 """The single DynamoDB table: items, batches, claims and leases (layout in docs/dynamodb.md).
 
-Records are stored as native attributes (numbers as Decimal) plus the derived key attributes: ``pk``/``sk``, the
-sparse work-queue index ``gsi1`` and the batch-membership index ``gsi2``. Every save is a conditional put on the
+Records are stored as native attributes (numbers as Decimal) plus the derived key attributes: ``pk``/``sk`` and the
+sparse work-queue index ``gsi1`` (keys only: a write that keeps a record's queue key costs the index nothing, and a
+queue read fetches the records it lists, eventually consistent like the index). Every save is a conditional put on the
 version the caller read (and the state it expects), so a lost race surfaces as StaleStateError, never as an
 overwrite.
 """
@@ -45,7 +46,7 @@ LEASE_SK: Final = "LEASE"
 # Terminal items and closed records stay this long for audits and duplicate-event suppression, then TTL removes them.
 RETENTION_SECONDS: Final = 90 * 24 * 3600
 _BATCH_GET_MAX_KEYS: Final = 100
-_INDEX_ATTRIBUTES: Final = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "ttl")
+_INDEX_ATTRIBUTES: Final = ("pk", "sk", "gsi1pk", "gsi1sk", "ttl")
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -109,7 +110,31 @@ class _Table:
     def _query_index(
         self, index: str, partition: str, *, until: str | None, page_size: int
     ) -> Iterator[dict[str, Any]]:
-        """Oldest first (ascending sort key); ``until`` bounds the sort key from above (inclusive prefix compare)."""
+        """The records a queue lists, oldest first, page by page: the index gives their keys, one BatchGetItem
+        (eventually consistent, as the index is) their attributes; a record gone meanwhile is skipped."""
+        for page in self._query_keys(index, partition, until=until, page_size=page_size):
+            found = self._batch_get([{"pk": key["pk"], "sk": key["sk"]} for key in page], consistent=False)
+            yield from (
+                found[(key["pk"]["S"], key["sk"]["S"])] for key in page if (key["pk"]["S"], key["sk"]["S"]) in found
+            )
+
+    def _batch_get(self, keys: list[dict[str, Any]], *, consistent: bool) -> dict[tuple[str, str], dict[str, Any]]:
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(keys), _BATCH_GET_MAX_KEYS):
+            request: dict[str, Any] = {
+                self._table: {"Keys": keys[start : start + _BATCH_GET_MAX_KEYS], "ConsistentRead": consistent}
+            }
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                for attributes in response.get("Responses", {}).get(self._table, []):
+                    found[(attributes["pk"]["S"], attributes["sk"]["S"])] = attributes
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def _query_keys(
+        self, index: str, partition: str, *, until: str | None, page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of index keys, oldest first (ascending sort key); ``until`` bounds the sort key from above."""
         key_condition = f"{index}pk = :pk"
         values: dict[str, Any] = {":pk": {"S": partition}}
         if until is not None:
@@ -125,7 +150,8 @@ class _Table:
         }
         while True:
             response = self._client.query(**kwargs)
-            yield from response.get("Items", [])
+            if response.get("Items"):
+                yield response["Items"]
             last = response.get("LastEvaluatedKey")
             if not last:
                 return
@@ -155,7 +181,7 @@ class _Table:
 
 
 class DynamoItemRepository(_Table):
-    """Items: ``pk = ITEM#{item_id}``, ``sk = ITEM``; queues in gsi1, batch membership in gsi2."""
+    """Items: ``pk = ITEM#{item_id}``, ``sk = ITEM``; work queues in gsi1."""
 
     def create(self, item: ItemRecord) -> tuple[ItemRecord, bool]:
         """Store a new item; when one with this id exists already, return that one and False (a duplicate event)."""
@@ -173,20 +199,9 @@ class DynamoItemRepository(_Table):
 
     def get_many(self, item_ids: Sequence[str]) -> dict[str, ItemRecord]:
         """Strongly consistent reads of many items (missing ones are absent from the result)."""
-        found: dict[str, ItemRecord] = {}
-        unique = list(dict.fromkeys(item_ids))
-        for start in range(0, len(unique), _BATCH_GET_MAX_KEYS):
-            keys = [
-                {"pk": {"S": f"ITEM#{i}"}, "sk": {"S": ITEM_SK}} for i in unique[start : start + _BATCH_GET_MAX_KEYS]
-            ]
-            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
-            while request:
-                response = self._client.batch_get_item(RequestItems=request)
-                for attributes in response.get("Responses", {}).get(self._table, []):
-                    record = _from_attributes(ItemRecord, attributes)
-                    found[record.item_id] = record
-                request = dict(response.get("UnprocessedKeys") or {})
-        return found
+        keys = [{"pk": {"S": f"ITEM#{i}"}, "sk": {"S": ITEM_SK}} for i in dict.fromkeys(item_ids)]
+        records = (_from_attributes(ItemRecord, a) for a in self._batch_get(keys, consistent=True).values())
+        return {record.item_id: record for record in records}
 
     def save(self, new: ItemRecord, expected: ItemRecord) -> ItemRecord:
         """Replace ``expected`` with ``new`` (version + 1) unless someone else wrote it since; else StaleStateError.
@@ -218,18 +233,12 @@ class DynamoItemRepository(_Table):
         for attributes in self._query_index("gsi1", queue, until=bound, page_size=page_size):
             yield _from_attributes(ItemRecord, attributes)
 
-    def iter_batch_items(self, batch_id: str, *, page_size: int = 100) -> Iterator[ItemRecord]:
-        for attributes in self._query_index("gsi2", f"BATCH#{batch_id}", until=None, page_size=page_size):
-            yield _from_attributes(ItemRecord, attributes)
-
     @staticmethod
     def _attributes(item: ItemRecord) -> dict[str, Any]:
         queue = item.queue_key()
         keys: dict[str, str | int | None] = {"pk": f"ITEM#{item.item_id}", "sk": ITEM_SK}
         if queue is not None:
             keys["gsi1pk"], keys["gsi1sk"] = queue
-        if item.batch_id is not None:
-            keys["gsi2pk"], keys["gsi2sk"] = f"BATCH#{item.batch_id}", item.item_id
         if item.terminal:
             keys["ttl"] = _ttl_epoch(item.finished_at or item.updated_at)
         return _to_attributes(item, keys)
@@ -395,7 +404,7 @@ def table_definition(table_name: str) -> dict[str, Any]:
 
     Used by tests and local tooling that run without CloudFormation.
     """
-    index_names = ("gsi1", "gsi2")
+    index_names = ("gsi1",)
     return {
         "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",
@@ -411,7 +420,7 @@ def table_definition(table_name: str) -> dict[str, Any]:
                     {"AttributeName": f"{index}pk", "KeyType": "HASH"},
                     {"AttributeName": f"{index}sk", "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
             }
             for index in index_names
         ],

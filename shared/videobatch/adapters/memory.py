@@ -93,11 +93,6 @@ class MemoryItemStore:
             if bound is None or sort_key <= bound:
                 yield item
 
-    def iter_batch_items(self, batch_id: str, *, page_size: int = 100) -> Iterator[ItemRecord]:
-        with self._lock:
-            members = sorted((i for i in self._items.values() if i.batch_id == batch_id), key=lambda i: i.item_id)
-        yield from members
-
     def ttl_of(self, item_id: str) -> int | None:
         """The TTL the table would carry (terminal items only), for the contract suite."""
         item = self.get(item_id)

@@ -31,10 +31,11 @@ from videobatch.twelvelabs.limits import AnalysisMode
 
 NOTE_LIMIT: Final = 1000
 
-ASSET_QUEUE: Final = "Q#asset_processing"
-REGISTERED_QUEUE: Final = "Q#registered"
-CLAIMED_QUEUE: Final = "Q#claimed"
-SUBMITTED_QUEUE: Final = "Q#submitted"
+# Work queues (the sparse index gsi1). States that follow one another without anyone listing them apart share a
+# queue and its key, so the move between them is no index write: registered and asset_processing wait in INTAKE by
+# their creation, claimed and submitted in INFLIGHT by their claim. Readers filter by state.
+INTAKE_QUEUE: Final = "Q#intake"
+INFLIGHT_QUEUE: Final = "Q#inflight"
 OPEN_BATCHES_QUEUE: Final = "Q#batch_open"
 PENDING_CLAIMS_QUEUE: Final = "Q#claim_pending"
 
@@ -129,11 +130,11 @@ class ItemRecord(BaseModel):
     def queue_key(self) -> tuple[str, str] | None:
         """(gsi1pk, gsi1sk) of the work queue the item sits in; None for terminal items (sparse index)."""
         stamp = {
-            ItemState.REGISTERED: (REGISTERED_QUEUE, self.created_at),
-            ItemState.ASSET_PROCESSING: (ASSET_QUEUE, self.asset_created_at or self.updated_at),
+            ItemState.REGISTERED: (INTAKE_QUEUE, self.created_at),
+            ItemState.ASSET_PROCESSING: (INTAKE_QUEUE, self.created_at),
             ItemState.QUEUED: (queued_queue(self.analysis_mode), self.eligible_at or self.queued_at),
-            ItemState.CLAIMED: (CLAIMED_QUEUE, self.claimed_at),
-            ItemState.SUBMITTED: (SUBMITTED_QUEUE, self.submitted_at),
+            ItemState.CLAIMED: (INFLIGHT_QUEUE, self.claimed_at),
+            ItemState.SUBMITTED: (INFLIGHT_QUEUE, self.claimed_at),
         }.get(self.state)
         if stamp is None:
             return None

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict
 
 from videobatch.clock import Clock
 from videobatch.config import Settings
-from videobatch.domain.items import FailureReason
+from videobatch.domain.items import FailureReason, ItemState
 from videobatch.domain.profiles import ProfileSet
-from videobatch.domain.records import ASSET_QUEUE, ItemRecord
+from videobatch.domain.records import INTAKE_QUEUE, ItemRecord
 from videobatch.domain.windows import plan_windows
 from videobatch.errors import ConfigurationError, InvalidInputError, RejectedUploadError
 from videobatch.services.lifecycle import ItemWriter
@@ -80,7 +80,8 @@ class AssetCheckService:
 
     def run(self) -> AssetCheckSummary:
         summary, races_before = AssetCheckSummary(), self._writer.lost_races
-        pending = islice(self._items.iter_queue(ASSET_QUEUE), self._max_items)
+        intake = self._items.iter_queue(INTAKE_QUEUE)
+        pending = islice((item for item in intake if item.state is ItemState.ASSET_PROCESSING), self._max_items)
         for chunk in _chunks(pending, limits.MAX_PAGE_LIMIT):
             found = self._lookup(chunk)
             for item in chunk:

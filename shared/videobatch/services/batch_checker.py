@@ -26,7 +26,7 @@ from videobatch.config import Settings
 from videobatch.domain.items import FailureReason, ItemState
 from videobatch.domain.policy import Fail, Finish, Requeue, RequeuePolicy
 from videobatch.domain.profiles import ProfileSet
-from videobatch.domain.records import SUBMITTED_QUEUE, BatchProgress, BatchRecord, BatchState, ItemRecord
+from videobatch.domain.records import INFLIGHT_QUEUE, BatchProgress, BatchRecord, BatchState, ItemRecord
 from videobatch.domain.results import ResultKeyTooLongError, result_document, result_key
 from videobatch.domain.windows import WindowResult, merge_window_results
 from videobatch.errors import (
@@ -117,11 +117,12 @@ class BatchCheckService:
         return summary
 
     def _report_oldest_submitted(self) -> None:
-        """From DynamoDB before any TwelveLabs call: an item submitted longer than a batch lives (24 h + the expiry
-        check) means results stopped being collected, whatever the API says."""
+        """From DynamoDB before any TwelveLabs call: the item longest in flight (claimed or submitted, since its claim).
+        Longer than a batch lives (24 h + the expiry check) means results stopped being collected, whatever the API
+        says."""
         now = self._clock.now()
-        oldest = next(self._items.iter_queue(SUBMITTED_QUEUE, page_size=1), None)
-        age = 0.0 if oldest is None else (now - (oldest.submitted_at or oldest.updated_at)).total_seconds()
+        oldest = next(self._items.iter_queue(INFLIGHT_QUEUE, page_size=1), None)
+        age = 0.0 if oldest is None else (now - (oldest.claimed_at or oldest.updated_at)).total_seconds()
         self._metrics.add_metric(name="OldestSubmittedItemAgeSeconds", unit="Seconds", value=max(age, 0.0))
 
     # --- one batch ----------------------------------------------------------------------------------------

@@ -54,7 +54,6 @@ class ItemStore(Protocol):
     def iter_queue(
         self, queue: str, *, until: datetime | None = None, page_size: int = 100
     ) -> Iterator[ItemRecord]: ...
-    def iter_batch_items(self, batch_id: str, *, page_size: int = 100) -> Iterator[ItemRecord]: ...
 
 
 class BatchStore(Protocol):

@@ -37,10 +37,8 @@ from videobatch.clock import Clock
 from videobatch.config import Settings
 from videobatch.domain.items import FailureReason, ItemState
 from videobatch.domain.records import (
-    ASSET_QUEUE,
-    CLAIMED_QUEUE,
-    REGISTERED_QUEUE,
-    SUBMITTED_QUEUE,
+    INFLIGHT_QUEUE,
+    INTAKE_QUEUE,
     BatchProgress,
     BatchRecord,
     BatchState,
@@ -169,6 +167,10 @@ class SweepService:
             summary.repairs_faulted += 1
             logger.exception("repair faulted; the sweep goes on", extra=ids)
 
+    def _in_state(self, queue: str, state: ItemState, until: datetime | None) -> Iterator[ItemRecord]:
+        """The items of a shared queue (domain.records) in ``state``, oldest first."""
+        return (item for item in self._items.iter_queue(queue, until=until) if item.state is state)
+
     def _batch_record(self, batch_id: str) -> BatchRecord | None:
         """Each batch record read once per sweep: thousands of items in flight share a handful of batches."""
         if batch_id not in self._batch_records:
@@ -194,7 +196,7 @@ class SweepService:
         now = self._clock.now()
         cutoff = now - timedelta(seconds=self._settings.asset_timeout_seconds)
         hours = self._settings.asset_timeout_seconds / 3600
-        for item in islice(self._items.iter_queue(REGISTERED_QUEUE, until=cutoff), self._max_items):
+        for item in islice(self._in_state(INTAKE_QUEUE, ItemState.REGISTERED, cutoff), self._max_items):
             with self._isolated(summary, item_id=item.item_id):
                 self._fail_registered(item, hours, summary)
 
@@ -221,7 +223,8 @@ class SweepService:
 
     def _sweep_assets(self, ports: SweepPorts, summary: SweepSummary) -> None:
         cutoff = self._clock.now() - timedelta(seconds=self._settings.asset_timeout_seconds)
-        summary.assets_overdue = sum(1 for _ in islice(self._items.iter_queue(ASSET_QUEUE, until=cutoff), 1000))
+        overdue = self._in_state(INTAKE_QUEUE, ItemState.ASSET_PROCESSING, cutoff)
+        summary.assets_overdue = sum(1 for _ in islice(overdue, 1000))
         if summary.assets_overdue:
             # The asset checker owns the timeout rule (it asks the API first: a just-ready asset is queued, not
             # failed); running it here covers a checker whose schedule stopped.
@@ -235,7 +238,7 @@ class SweepService:
         return self._clock.now() - timedelta(seconds=seconds)
 
     def _sweep_claimed(self, ports: SweepPorts, summary: SweepSummary) -> None:
-        for item in islice(self._items.iter_queue(CLAIMED_QUEUE, until=self._stuck_cutoff()), self._max_items):
+        for item in islice(self._in_state(INFLIGHT_QUEUE, ItemState.CLAIMED, self._stuck_cutoff()), self._max_items):
             with self._isolated(summary, item_id=item.item_id):
                 self._repair_claimed(ports, item, summary)
 
@@ -256,7 +259,8 @@ class SweepService:
 
     def _sweep_submitted(self, ports: SweepPorts, summary: SweepSummary) -> None:
         unrecorded: dict[str, list[ItemRecord]] = defaultdict(list)
-        for item in islice(self._items.iter_queue(SUBMITTED_QUEUE, until=self._stuck_cutoff()), self._max_items):
+        stuck = self._in_state(INFLIGHT_QUEUE, ItemState.SUBMITTED, self._stuck_cutoff())
+        for item in islice(stuck, self._max_items):
             if item.batch_id is None:
                 self._requeue_submitted(item, "submitted without a batch id", summary)
                 continue
@@ -288,10 +292,9 @@ class SweepService:
             for item in items:
                 self._requeue_submitted(item, note, summary)
             return
+        # Every item still submitted to it, however young (a rare repair: one pass over the in-flight queue).
         members = [
-            item
-            for item in self._items.iter_batch_items(batch_id)
-            if item.state is ItemState.SUBMITTED and item.batch_id == batch_id
+            item for item in self._in_state(INFLIGHT_QUEUE, ItemState.SUBMITTED, None) if item.batch_id == batch_id
         ] or items
         if ports.recorder.rebuild_batch(api_batch, members, claim_ids):
             summary.batch_records_rebuilt += 1

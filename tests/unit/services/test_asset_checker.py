@@ -4,7 +4,7 @@ from typing import Any
 import pytest
 
 from videobatch.domain.items import ItemState
-from videobatch.domain.records import ASSET_QUEUE, queued_queue
+from videobatch.domain.records import INTAKE_QUEUE, queued_queue
 from videobatch.services import asset_checker
 
 from .harness import Stack
@@ -26,7 +26,7 @@ def test_ready_assets_are_queued_with_windows(stack: Stack, videos: dict[str, Pa
     assert items[short].queued_at == stack.clock.now()
     assert [w.duration_seconds for w in items[long].windows] == pytest.approx([5400, 5400], abs=1)
     assert {i.item_id for i in stack.items.iter_queue(queued_queue("general"))} == {short, long}
-    assert list(stack.items.iter_queue(ASSET_QUEUE)) == []
+    assert list(stack.items.iter_queue(INTAKE_QUEUE)) == []
     assert stack.asset_checker().run().checked == 0
 
 

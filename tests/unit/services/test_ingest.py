@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from videobatch.domain.items import ItemState, item_id_for
-from videobatch.domain.records import ASSET_QUEUE
+from videobatch.domain.records import INTAKE_QUEUE
 from videobatch.errors import InvalidInputError
 from videobatch.services.ingest import IngestOutcome, parse_object_created
 
@@ -24,7 +24,7 @@ def test_upload_becomes_an_item_with_an_asset(stack: Stack, videos: dict[str, Pa
     assert item.asset_id
     asset = stack.twelvelabs.retrieve_asset(item.asset_id)  # the emulator fetched the presigned S3 URL for real
     assert asset.status == "processing"
-    assert [i.item_id for i in stack.items.iter_queue(ASSET_QUEUE)] == [item.item_id]
+    assert [i.item_id for i in stack.items.iter_queue(INTAKE_QUEUE)] == [item.item_id]
 
 
 def test_duplicate_event_is_a_no_op(stack: Stack, videos: dict[str, Path]) -> None:

@@ -4,7 +4,7 @@ from typing import Any
 import pytest
 
 from videobatch.domain.items import ItemState, item_id_for
-from videobatch.domain.records import REGISTERED_QUEUE
+from videobatch.domain.records import INTAKE_QUEUE
 from videobatch.errors import OutcomeUnknownError
 from videobatch.services.ingest import parse_object_created
 from videobatch.services.sweeper import SweepService
@@ -59,7 +59,7 @@ def test_sweep_loses_to_a_late_ingest_retry(stack: Stack, videos: dict[str, Path
         """Serves the sweep the registered record it would have listed a moment before the retry."""
 
         def iter_queue(self, queue: str, **options: Any) -> Any:
-            return [stale] if queue == REGISTERED_QUEUE else stack.items.iter_queue(queue, **options)
+            return [stale] if queue == INTAKE_QUEUE else stack.items.iter_queue(queue, **options)
 
         def __getattr__(self, name: str) -> object:
             return getattr(stack.items, name)

@@ -34,10 +34,8 @@ from twelvelabs_emulator.server import EmulatorConfig, EmulatorServer
 from videobatch.clock import ManualClock
 from videobatch.config import Settings
 from videobatch.domain.records import (
-    ASSET_QUEUE,
-    CLAIMED_QUEUE,
-    REGISTERED_QUEUE,
-    SUBMITTED_QUEUE,
+    INFLIGHT_QUEUE,
+    INTAKE_QUEUE,
     ItemRecord,
     queued_queue,
 )
@@ -294,7 +292,7 @@ class LocalPipeline:
 
         Without this the wiring would call a quiet minute idle while queued items wait for ``max_wait_seconds``.
         """
-        queues = [REGISTERED_QUEUE, ASSET_QUEUE, CLAIMED_QUEUE, SUBMITTED_QUEUE]
+        queues = [INTAKE_QUEUE, INFLIGHT_QUEUE]
         queues += [queued_queue(mode) for mode in limits.ANALYSIS_MODES]
         return not any(next(iter(self.runtime.items.iter_queue(queue, page_size=1)), None) for queue in queues)
 
