@@ -13,7 +13,8 @@ Rules, in order of precedence:
    is at most one video's worth of unused room per batch (≤ 2 requests, ≤ 4 h), negligible against 1,000 / 2,000 h.
 5. A batch is *full* when the next oldest candidate of its mode does not fit in it, or, for the last batch of a mode,
    when nothing could fit: all request slots used or less than MIN_WINDOW_SECONDS of content room left.
-   A batch is sent when it is full or its oldest item has waited ``max_wait_seconds``; otherwise it stays open.
+   A batch is sent when it is full or its oldest item has waited its allowance (``wait_allowance_seconds``: none
+   while slots are plentiful, ``max_wait_seconds`` once they are scarce); otherwise it stays open.
 6. At most ``free_slots`` batches are sent, those with the oldest first item first.
 7. A candidate that can never fit (more windows than ``max_items``, more content than ``max_content_seconds``) is
    reported as unpackable with a FailureReason instead of blocking the queue.
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -32,6 +33,24 @@ from videobatch.domain.items import FailureReason, Window
 from videobatch.errors import ConfigurationError
 from videobatch.twelvelabs import limits
 from videobatch.twelvelabs.limits import AnalysisMode
+
+# A partial batch goes out at once while at least this many slots are free: an idle slot earns nothing, and
+# waiting to fill it only delays the videos already there.
+EARLY_SEND_FREE_SLOTS: Final = 2
+
+
+def wait_allowance_seconds(free_slots: int, max_wait_seconds: float) -> float:
+    """How long the oldest item of a partial batch waits for company before the batch goes anyway.
+
+    ==========================  ==================  ==================================================
+    free slots (after reserve)  wait                why
+    ==========================  ==================  ==================================================
+    2 or more                   0                   room to spare: send what is there now
+    1 (the last one)            max_wait_seconds    scarce: fill it, a tiny batch would hold the slot
+    0                           (nothing is sent)
+    ==========================  ==================  ==================================================
+    """
+    return 0.0 if free_slots >= EARLY_SEND_FREE_SLOTS else max_wait_seconds
 
 
 class PackCandidate(BaseModel):

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from videobatch.clock import Clock
 from videobatch.config import Settings
 from videobatch.domain.items import FailureReason
-from videobatch.domain.packing import PackCandidate, PlannedBatch, plan_batches
+from videobatch.domain.packing import PackCandidate, PlannedBatch, plan_batches, wait_allowance_seconds
 from videobatch.domain.profiles import ProfileSet
 from videobatch.domain.records import ClaimRecord, ItemRecord, queued_queue
 from videobatch.domain.refusals import asset_refusal, rejected_request_indices, request_refusal
@@ -166,7 +166,7 @@ class FlushService:
             free_slots=summary.free_slots,
             max_items=settings.max_items_per_batch,
             max_content_seconds=settings.max_content_seconds_per_batch,
-            max_wait_seconds=settings.max_wait_seconds,
+            max_wait_seconds=wait_allowance_seconds(summary.free_slots, settings.max_wait_seconds),
             count_windows_only=settings.count_windows_only,
         )
         for unpackable in plan.unpackable:

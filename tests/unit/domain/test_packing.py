@@ -5,7 +5,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from videobatch.domain.items import Window
-from videobatch.domain.packing import BatchTrigger, PackCandidate, PackingPlan, plan_batches
+from videobatch.domain.packing import (
+    BatchTrigger,
+    PackCandidate,
+    PackingPlan,
+    plan_batches,
+    wait_allowance_seconds,
+)
 from videobatch.errors import ConfigurationError
 from videobatch.twelvelabs import limits
 
@@ -301,3 +307,11 @@ def test_two_window_videos_never_share_a_three_request_batch() -> None:
     # Four full batches of one video each (2 + 2 > 3); the fifth video waits in an open batch.
     assert [Counter(len(c.windows) for c in b.items) for b in result.batches] == [Counter({2: 1})] * 4
     assert [b.trigger for b in result.batches] == [FULL] * 4
+
+
+@pytest.mark.parametrize(
+    ("free_slots", "max_wait", "wait"),
+    [(5, 900.0, 0.0), (3, 900.0, 0.0), (2, 900.0, 0.0), (1, 900.0, 900.0), (0, 900.0, 900.0), (1, 0.0, 0.0)],
+)
+def test_a_partial_batch_waits_only_when_slots_are_scarce(free_slots: int, max_wait: float, wait: float) -> None:
+    assert wait_allowance_seconds(free_slots, max_wait) == wait

@@ -32,9 +32,10 @@ def occupy_slots(stack: Stack, asset_id: str, count: int) -> None:
 
 def test_full_wait_submits_one_batch_with_every_window(stack: Stack, videos: dict[str, Path]) -> None:
     ids = stack.queue(videos, ("short", "in/a.mp4"), ("three_hours", "in/b.mp4"))
-    assert stack.flusher().run().batches_submitted == 0  # neither full nor waited max_wait yet
+    last_slot = {"reserved_batch_slots": 4}  # one free slot: scarce, so a partial batch waits to fill
+    assert stack.flusher(**last_slot).run().batches_submitted == 0  # neither full nor waited max_wait yet
     stack.clock.advance(stack.settings.max_wait_seconds)
-    summary = stack.flusher().run()
+    summary = stack.flusher(**last_slot).run()
     assert (summary.batches_submitted, summary.items_submitted) == (1, 2)
     items = stack.items.get_many(ids)
     batch_ids = {item.batch_id for item in items.values()}
@@ -87,8 +88,14 @@ def test_respects_free_slots_counted_from_the_api(stack: Stack, videos: dict[str
 
 def test_batch_limits_split_batches(stack: Stack, videos: dict[str, Path]) -> None:
     stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"), ("short", "in/c.mp4"))
-    summary = stack.flusher(max_items_per_batch=2).run()  # the first batch is full: sent without waiting
-    assert (summary.batches_submitted, summary.items_submitted) == (1, 2)
+    summary = stack.flusher(max_items_per_batch=2, reserved_batch_slots=4).run()  # the last free slot: the
+    assert (summary.batches_submitted, summary.items_submitted) == (1, 2)  # full batch goes, not a partial one
+
+
+def test_with_slots_to_spare_a_partial_batch_goes_out_at_once(stack: Stack, videos: dict[str, Path]) -> None:
+    stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"), ("short", "in/c.mp4"))
+    summary = stack.flusher(max_items_per_batch=2).run()  # five free slots: nothing gains from waiting
+    assert (summary.batches_submitted, summary.items_submitted) == (2, 3)
 
 
 def test_second_flusher_loses_the_lease(stack: Stack, videos: dict[str, Path]) -> None:
