@@ -43,6 +43,8 @@ class Settings(BaseModel):
     expiry_grace_seconds: float = Field(default=300.0, ge=0)
     presigned_url_ttl_seconds: int = Field(default=6 * 3600, ge=60, le=7 * 24 * 3600)
     flush_lease_seconds: float = Field(default=240.0, gt=0)
+    # Item writes of one claim or submission in flight at once (1: one after the other).
+    item_write_concurrency: int = Field(default=16, ge=1, le=64)
     asset_timeout_seconds: float = Field(default=6 * 3600.0, gt=0)
 
     @classmethod

@@ -100,7 +100,13 @@ class Runtime:
 
     def item_writer(self) -> ItemWriter:
         """A writer per service: its lost-race count is that service's."""
-        return ItemWriter(items=self.items, events=self.events, metrics=self.metrics, clock=self.clock)
+        return ItemWriter(
+            items=self.items,
+            events=self.events,
+            metrics=self.metrics,
+            clock=self.clock,
+            write_concurrency=self.settings.item_write_concurrency,
+        )
 
     def submission_recorder(self, writer: ItemWriter | None = None) -> SubmissionRecorder:
         return SubmissionRecorder(

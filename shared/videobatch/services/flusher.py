@@ -51,6 +51,7 @@ from videobatch.twelvelabs import limits
 from videobatch.twelvelabs.models import (
     AnalysisOptions,
     Asset,
+    Batch,
     BatchCreated,
     BatchCreateRequest,
     BatchItemRequest,
@@ -66,6 +67,12 @@ _OPTION_FIELDS_EXCEPT_BOUNDS: Final = {"start_time", "end_time"}
 ACTIVE_STATUSES: Final[tuple[BatchStatus, ...]] = ("pending", "processing", "canceling")
 # Do not start a create with less lease than this left: the call needs time to get an answer within the lease.
 MIN_CREATE_SECONDS: Final = 5.0
+# With videos waiting and every slot busy, a flush watches a batch on its last items this long at most (the next
+# scheduled run starts a minute after this one), looking every interval, and keeps this much of its lease for
+# claiming and creating once a slot frees.
+SLOT_WATCH_SECONDS: Final = 50.0
+SLOT_WATCH_INTERVAL_SECONDS: Final = 5.0
+SLOT_WATCH_RESERVE_SECONDS: Final = 60.0
 # A create refused because an asset is not ready: that video waits this long before it is packed again.
 REFUSED_ASSET_RETRY_SECONDS: Final = 600.0
 
@@ -85,6 +92,7 @@ class FlushSummary(BaseModel):
     claims_reconciled: int = 0  # older pending claims adopted or released at the start of the run
     batches_orphaned: int = 0  # created after the reconciler had released the claim: canceled
     items_lost_to_other_flushers: int = 0
+    slot_watch_seconds: float = 0.0  # spent watching a batch on its last items for its slot
     stop_reason: str | None = None
 
     @property
@@ -125,6 +133,7 @@ class FlushService:
         self._reconciler = reconciler
         self._owner = owner or uuid.uuid4().hex
         self._lease_until = clock.now()
+        self._waiting = False  # an eligible video waits (seen when the queue age is reported)
 
     def run(self) -> FlushSummary:
         # From DynamoDB alone, before the lease or any TwelveLabs call: a bad key or an API outage that fails every
@@ -151,9 +160,12 @@ class FlushService:
     # --- planning -----------------------------------------------------------------------------------------
 
     def _flush(self, summary: FlushSummary) -> None:
-        summary.active_batches = self._count_active_batches()
+        active = self._active_batches()
+        if self._free_slots(active) <= 0 and self._waiting:
+            active = self._watch_for_a_slot(active, summary)
         settings = self._settings
-        summary.free_slots = settings.max_active_batches - settings.reserved_batch_slots - summary.active_batches
+        summary.active_batches = len(active)
+        summary.free_slots = self._free_slots(active)
         self._metrics.add_metric(name="FreeSlots", unit="Count", value=max(summary.free_slots, 0))
         if summary.free_slots <= 0:
             raise _Stop("no free batch slot")  # nothing to plan: the queue is not even read
@@ -174,9 +186,28 @@ class FlushService:
         for planned in plan.batches:
             self._submit(planned, queued, summary)
 
-    def _count_active_batches(self) -> int:
+    def _active_batches(self) -> list[Batch]:
         # Asked of the API, not our records: other tools may share the account's five slots.
-        return sum(1 for _ in self._api.iter_batches(status=ACTIVE_STATUSES, page_limit=limits.MAX_PAGE_LIMIT))
+        return list(self._api.iter_batches(status=ACTIVE_STATUSES, page_limit=limits.MAX_PAGE_LIMIT))
+
+    def _free_slots(self, active: Sequence[Batch]) -> int:
+        return self._settings.max_active_batches - self._settings.reserved_batch_slots - len(active)
+
+    def _watch_for_a_slot(self, active: list[Batch], summary: FlushSummary) -> list[Batch]:
+        """Videos wait and every slot is busy, but a batch is on its last items (none queued): watch for it to end,
+        briefly, so its slot is refilled within seconds instead of at the next scheduled run a minute later."""
+        start = self._clock.now()
+        deadline = min(
+            start + timedelta(seconds=SLOT_WATCH_SECONDS),
+            self._lease_until - timedelta(seconds=MIN_CREATE_SECONDS + SLOT_WATCH_RESERVE_SECONDS),
+        )
+        while self._free_slots(active) <= 0 and any(batch.queued_items == 0 for batch in active):
+            if self._clock.now() + timedelta(seconds=SLOT_WATCH_INTERVAL_SECONDS) > deadline:
+                break
+            self._clock.sleep(SLOT_WATCH_INTERVAL_SECONDS)
+            active = self._active_batches()
+        summary.slot_watch_seconds = (self._clock.now() - start).total_seconds()
+        return active
 
     def _load_queued(self, per_mode_limit: int) -> dict[str, ItemRecord]:
         """The oldest eligible queued items of each mode; FIFO packing never needs more than a batch-full per slot."""
@@ -253,14 +284,9 @@ class FlushService:
 
     def _claim_items(self, items: Sequence[ItemRecord], claim_id: str, summary: FlushSummary) -> list[ItemRecord]:
         now = self._clock.now()
-        claimed: list[ItemRecord] = []
-        for item in items:
-            stored = self._writer.save(item.claim(claim_id, now=now), item)
-            if stored is None:
-                summary.items_lost_to_other_flushers += 1
-            else:
-                claimed.append(stored)
-        return claimed
+        stored = self._writer.save_all([(item.claim(claim_id, now=now), item) for item in items])
+        summary.items_lost_to_other_flushers += sum(1 for record in stored if record is None)
+        return [record for record in stored if record is not None]
 
     def _request(self, items: Sequence[ItemRecord]) -> BatchCreateRequest:
         """One request per window. What every item's profile says alike goes once into ``defaults``; each request
@@ -410,6 +436,7 @@ class FlushService:
         """How long the head of each mode's queue has waited since it was first queued (0 when nothing waits)."""
         now = self._clock.now()
         heads = [next(self._items.iter_queue(queued_queue(mode), until=now, page_size=1), None) for mode in MODES]
+        self._waiting = any(heads)
         waited = [(now - (item.queued_at or item.updated_at)).total_seconds() for item in heads if item is not None]
         self._metrics.add_metric(name="OldestQueuedItemAgeSeconds", unit="Seconds", value=max([0.0, *waited]))
 

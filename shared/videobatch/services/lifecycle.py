@@ -15,7 +15,11 @@ the source of truth, and a redelivered trigger finds it already moved).
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
@@ -42,11 +46,21 @@ _STAGE_BY_STATE: Final[dict[ItemState, FailureStage]] = {
 
 
 class ItemWriter:
-    def __init__(self, *, items: ItemStore, events: EventPublisher, metrics: MetricsSink, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        items: ItemStore,
+        events: EventPublisher,
+        metrics: MetricsSink,
+        clock: Clock,
+        write_concurrency: int = 1,
+    ) -> None:
         self._items = items
         self._events = events
         self._metrics = metrics
         self._clock = clock
+        self._concurrency = write_concurrency
+        self._lock = threading.Lock()
         self.lost_races = 0
 
     def create(self, item: ItemRecord) -> tuple[ItemRecord, bool]:
@@ -65,12 +79,25 @@ class ItemWriter:
         try:
             return self._items.save(new, expected)
         except StaleStateError:
-            self.lost_races += 1
+            with self._lock:
+                self.lost_races += 1
             logger.info(
                 "item changed meanwhile; left alone",
                 extra={"item_id": expected.item_id, "state": expected.state.value, "wanted": new.state.value},
             )
             return None
+
+    def save_all(self, moves: Sequence[tuple[ItemRecord, ItemRecord]]) -> list[ItemRecord | None]:
+        """``save`` for many (new, expected) pairs, up to ``write_concurrency`` at a time: a 1,000-item claim or
+        submission takes a fraction of a second instead of a thousand round trips in a row. Results in order; the
+        first error (a pipeline fault, a crash) is raised after the writes already under way have finished, as a
+        process dying mid-way would leave them."""
+        if self._concurrency <= 1 or len(moves) <= 1:
+            return [self.save(new, expected) for new, expected in moves]
+        with ThreadPoolExecutor(max_workers=min(self._concurrency, len(moves))) as pool:
+            # Each write runs in a copy of the caller's context (its logging keys, a test's crash injection).
+            futures = [pool.submit(contextvars.copy_context().run, self.save, new, old) for new, old in moves]
+            return [future.result() for future in futures]
 
     def fail(self, item: ItemRecord, failure: FailureReason, *, stage: FailureStage | None = None) -> ItemRecord | None:
         stored = self.save(item.fail(failure, now=self._clock.now()), item)

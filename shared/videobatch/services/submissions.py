@@ -203,7 +203,8 @@ class SubmissionRecorder:
     ) -> tuple[int, int]:
         """Step 5: claimed items the batch holds -> submitted; claimed items it does not hold -> queued."""
         now = self._clock.now()
-        submitted = requeued = 0
+        requeued = 0
+        moves: list[tuple[ItemRecord, ItemRecord]] = []
         for item_id in claim.item_ids:
             item = items.get(item_id)
             if item is None or not claimed_by(item, claim):
@@ -213,11 +214,10 @@ class SubmissionRecorder:
                 logger.error("partial batch for a claim", extra=_ids(claim, found) | {"item_id": item_id})
                 requeued += self._writer.release(item, note) is not None
                 continue
-            stored = self._writer.save(item.submit(found.batch_id, found.task_ids, now=now), item)
-            if stored is not None:
-                items[item_id] = stored
-                submitted += 1
-        return submitted, requeued
+            moves.append((item.submit(found.batch_id, found.task_ids, now=now), item))
+        stored = [record for record in self._writer.save_all(moves) if record is not None]
+        items.update((record.item_id, record) for record in stored)
+        return len(stored), requeued
 
     def _ensure_batch_record(
         self, claim: ClaimRecord, found: FoundBatch, items: dict[str, ItemRecord], in_batch: Sequence[str]

@@ -323,3 +323,37 @@ def test_what_profiles_share_is_sent_once_and_two_profiles_of_one_mode_share_a_b
             assert params.get("temperature") != 0.1  # the other profile's temperature did not leak into this one
     stack.clock.advance(3600)
     assert runtime.batch_check_service().check_open().items_succeeded == 3
+
+
+def test_a_batch_on_its_last_items_is_watched_so_its_slot_is_refilled_at_once(
+    stack: Stack, videos: dict[str, Path]
+) -> None:
+    """One usable slot, held by another tool's batch whose only item is processing: the flush watches it end
+    (virtual seconds) and submits in the same run instead of a minute later."""
+    [item_id] = stack.queue(videos, ("short", "in/a.mp4"))
+    asset_id = stack.items.get(item_id).asset_id  # type: ignore[union-attr]
+    stack.clock.advance(stack.settings.max_wait_seconds)  # due: only the slot holds it back
+    stack.emulator_settings(content_seconds_per_second=1.0)  # the 20 s video takes 20 virtual seconds
+    occupy_slots(stack, asset_id or "", 1)
+    stack.clock.advance(1)  # it is processing, nothing of it is queued
+    summary = stack.flusher(reserved_batch_slots=4).run()
+    assert (summary.batches_submitted, summary.items_submitted) == (1, 1)
+    assert 15 <= summary.slot_watch_seconds <= 25
+
+
+def test_no_watch_when_no_batch_is_about_to_end(stack: Stack, videos: dict[str, Path]) -> None:
+    [item_id] = stack.queue(videos, ("short", "in/a.mp4"))
+    asset_id = stack.items.get(item_id).asset_id or ""  # type: ignore[union-attr]
+    stack.clock.advance(stack.settings.max_wait_seconds)
+    stack.emulator_settings(item_concurrency=1, content_seconds_per_second=0.01)
+    # Another tool holds the one usable slot with a batch that still has a queued item: it will not end soon.
+    stack.twelvelabs.create_batch(
+        BatchCreateRequest(
+            analysis_mode="general",
+            requests=[BatchItemRequest(video=VideoContext(asset_id=asset_id), custom_id=f"q-{n}") for n in range(2)],
+            defaults={"prompt": {"input_text": "x"}},  # type: ignore[arg-type]
+        )
+    )
+    stack.clock.advance(1)
+    summary = stack.flusher(reserved_batch_slots=4).run()
+    assert (summary.free_slots, summary.slot_watch_seconds, summary.stop_reason) == (0, 0.0, "no free batch slot")
