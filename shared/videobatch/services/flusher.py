@@ -67,10 +67,11 @@ _OPTION_FIELDS_EXCEPT_BOUNDS: Final = {"start_time", "end_time"}
 ACTIVE_STATUSES: Final[tuple[BatchStatus, ...]] = ("pending", "processing", "canceling")
 # Do not start a create with less lease than this left: the call needs time to get an answer within the lease.
 MIN_CREATE_SECONDS: Final = 5.0
-# With videos waiting and every slot busy, a flush watches a batch on its last items this long at most (the next
-# scheduled run starts a minute after this one), looking every interval, and keeps this much of its lease for
-# claiming and creating once a slot frees.
-SLOT_WATCH_SECONDS: Final = 50.0
+# With videos waiting and every slot busy, a flush watches a batch on its last items this long at most, looking
+# every interval, and keeps this much of its lease for claiming and creating once a slot frees. Longer than the
+# one-minute schedule on purpose: the run a minute later finds the lease held and ends at once, so the slot is
+# watched without a gap.
+SLOT_WATCH_SECONDS: Final = 90.0
 SLOT_WATCH_INTERVAL_SECONDS: Final = 5.0
 SLOT_WATCH_RESERVE_SECONDS: Final = 60.0
 # A create refused because an asset is not ready: that video waits this long before it is packed again.
