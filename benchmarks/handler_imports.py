@@ -1,43 +1,62 @@
-"""Cold-start import time of each Lambda handler module, against the floor ``import boto3, httpx, pydantic``.
+"""Cold start of each Lambda handler against a floor, measured round by round so machine load cannot fake a ratio.
 
-Each handler file (``functions/<name>/<name>_handler.py``) is imported by path, as the Lambda runtime does, in a
-fresh interpreter (nothing cached in sys.modules; .pyc files are warm after the first, uncounted, run). The time
-is the median of several runs and covers only the import (interpreter start-up excluded). A few reference points
-(the floor, AWS Lambda Powertools, the shared runtime module) show where the time goes.
-Run: .venv/bin/python benchmarks/handler_imports.py [repetitions]
+Targets, each in a fresh interpreter (nothing in sys.modules; .pyc files warm after one uncounted round):
+- floor: ``import boto3, httpx, pydantic`` and one boto3 client (what any handler of this shape pays);
+- each handler file (``functions/<name>/<name>_handler.py``) imported by path, as the Lambda runtime does;
+- each handler imported and its runtime built (``get_runtime()`` with the template's environment, the API key
+  given so no secret is read): what the first invocation pays before any call.
+Each round measures every target once, in a shuffled order; a target's ratio in a round is its time over the
+floor's in the same round, and the reported ratio is the median over rounds (load drifts between rounds, not within
+one target's pairing). Only the import (and build) is timed, not interpreter start-up.
+
+Prints a table, then one line:
+  handler_imports: max_ratio=... max_ratio_with_runtime=...
+Run: .venv/bin/python benchmarks/handler_imports.py [rounds]
 """
 
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOOR = "floor: import boto3, httpx, pydantic"
-REFERENCES = {
-    FLOOR: "import boto3, httpx, pydantic",
-    "aws_lambda_powertools Logger + Metrics": "from aws_lambda_powertools import Logger, Metrics",
-    "floor + powertools": "import boto3, httpx, pydantic; from aws_lambda_powertools import Logger, Metrics",
-    "videobatch.runtime (every service + adapter)": "import videobatch.runtime",
-}
+FLOOR = "floor"
+FLOOR_STATEMENT = "import boto3, httpx, pydantic; boto3.client('dynamodb', region_name='us-east-1')"
 IMPORT_BY_FILE = (
     "import importlib.util, sys; "
     "spec = importlib.util.spec_from_file_location({name!r}, {path!r}); "
     "module = importlib.util.module_from_spec(spec); sys.modules[{name!r}] = module; spec.loader.exec_module(module)"
 )
+BUILD_RUNTIME = (
+    "; import os; from videobatch.config import Settings; from videobatch import runtime as r; "
+    "r.set_runtime(r.build_runtime(Settings.from_env(os.environ), api_key='benchmark'))"
+)
 PROBE = "import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-# What a Lambda container has in its environment before the handler module is imported.
-ENVIRONMENT = {"POWERTOOLS_SERVICE_NAME": "videobatch", "POWERTOOLS_METRICS_NAMESPACE": "VideoBatch"}
+# What a Lambda container has in its environment before the handler module is imported (template Globals).
+ENVIRONMENT = {
+    "POWERTOOLS_SERVICE_NAME": "videobatch",
+    "POWERTOOLS_METRICS_NAMESPACE": "VideoBatch",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "x",
+    "AWS_SECRET_ACCESS_KEY": "x",
+    "TABLE_NAME": "t",
+    "EVENT_BUS_NAME": "b",
+    "VIDEO_BUCKET": "v",
+    "TWELVELABS_API_KEY_SECRET": "arn:aws:secretsmanager:us-east-1:123456789012:secret:k",
+}
 
 
-def handler_statements() -> dict[str, str]:
-    statements: dict[str, str] = {}
+def targets() -> dict[str, str]:
+    found = {FLOOR: FLOOR_STATEMENT}
     for path in sorted(ROOT.glob("functions/*/*_handler.py")):
-        statements[f"{path.parent.name} handler"] = IMPORT_BY_FILE.format(name=path.stem, path=str(path))
-    return statements
+        statement = IMPORT_BY_FILE.format(name=path.stem, path=str(path))
+        found[f"{path.parent.name}"] = statement
+        found[f"{path.parent.name} + runtime"] = statement + BUILD_RUNTIME
+    return found
 
 
 def measure_seconds(statement: str) -> float:
@@ -53,15 +72,28 @@ def measure_seconds(statement: str) -> float:
 
 
 def main() -> None:
-    repetitions = int(sys.argv[1]) if len(sys.argv) > 1 else 9
-    medians: dict[str, float] = {}
-    for label, statement in {**REFERENCES, **handler_statements()}.items():
-        measure_seconds(statement)  # warm the OS file cache and .pyc files; not counted
-        medians[label] = statistics.median(measure_seconds(statement) for _ in range(repetitions))
-    floor = medians[FLOOR]
-    print(f"cold import, median of {repetitions} fresh interpreters each; ratio = time / ({FLOOR.split(': ')[1]})")
-    for label, seconds in medians.items():
-        print(f"{label:48s} {seconds * 1000:8.1f} ms  {seconds / floor:5.2f}x  (+{(seconds - floor) * 1000:6.1f} ms)")
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 9
+    statements = targets()
+    order = list(statements)
+    for label in order:  # warm the OS file cache and .pyc files; not counted
+        measure_seconds(statements[label])
+    times: dict[str, list[float]] = {label: [] for label in order}
+    ratios: dict[str, list[float]] = {label: [] for label in order}
+    shuffle = random.Random(0)
+    for _ in range(rounds):
+        shuffle.shuffle(order)
+        seconds = {label: measure_seconds(statements[label]) for label in order}
+        for label, value in seconds.items():
+            times[label].append(value)
+            ratios[label].append(value / seconds[FLOOR])
+    print(f"cold start, {rounds} rounds (every target once per round, shuffled); ratio = time / floor, same round")
+    print(f"floor = {FLOOR_STATEMENT}")
+    for label in statements:
+        median_ms = statistics.median(times[label]) * 1000
+        print(f"{label:28s} {median_ms:8.1f} ms  median ratio {statistics.median(ratios[label]):5.2f}x")
+    plain = [statistics.median(ratios[label]) for label in statements if label != FLOOR and "+" not in label]
+    built = [statistics.median(ratios[label]) for label in statements if "+ runtime" in label]
+    print(f"handler_imports: max_ratio={max(plain):.2f} max_ratio_with_runtime={max(built):.2f}")
 
 
 if __name__ == "__main__":

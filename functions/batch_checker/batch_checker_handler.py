@@ -6,6 +6,7 @@ input is ``{"batch_id": "..."}``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from videobatch.errors import InvalidInputError
@@ -14,8 +15,10 @@ from videobatch.runtime import get_runtime
 from videobatch.services.batch_checker import BatchCheckSummary
 
 
-def batch_id_of(event: dict[str, Any]) -> str | None:
+def batch_id_of(event: Any) -> str | None:
     """The batch named by an expiry schedule, or None for the regular schedule (all open batches)."""
+    if not isinstance(event, Mapping):
+        raise InvalidInputError(f"the batch checker's event must be an object, got {type(event).__name__}")
     if "batch_id" not in event:
         return None
     batch_id = event["batch_id"]

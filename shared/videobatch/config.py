@@ -14,7 +14,7 @@ from videobatch.twelvelabs import limits
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     table_name: str = Field(min_length=1)
     event_bus_name: str = Field(min_length=1)

@@ -12,7 +12,8 @@
    returns it; the local stack's idle detection reads ``work_done``), and is logged once as ``run summary``.
    A handler may return a plain mapping instead (ingest's partial batch response), returned as it is.
 5. TwelveLabs responses of the run counted by status class (``TwelveLabsErrors``, ``TwelveLabsAuthErrors``,
-   ``TwelveLabsThrottles``, ``TwelveLabsServerErrors``, 0 when none).
+   ``TwelveLabsThrottles``, ``TwelveLabsServerErrors``, 0 when none), from the client's response observer
+   (``Runtime.twelvelabs_statuses``): retries count, as they are what the API answered.
 6. When the run raises: ``PipelineFaults`` (Count 1) and the error logged with its traceback, then re-raised so
    Lambda counts the failure (``Errors``) and retries as it does for the trigger.
 7. The metrics flushed (one EMF blob) whether the run returned or raised: Powertools' ``log_metrics`` does this in
@@ -22,12 +23,9 @@
 from __future__ import annotations
 
 import functools
-import threading
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, Protocol
 
-import httpx
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -89,18 +87,19 @@ def emit_heartbeat(function: FunctionName) -> None:
 def _logged(run: Handler, function: FunctionName) -> LambdaEntryPoint:
     @logger.inject_lambda_context
     def logged(event: Event, context: LambdaContext) -> dict[str, Any]:
-        responses: Counter[int] | None = None
+        runtime: Runtime | None = None
         try:
             runtime = get_runtime()
             runtime.budget.bind(context)
-            responses = _response_counter(runtime).start_run()
+            runtime.twelvelabs_statuses.take()  # what an earlier run left uncounted is not this run's
             returned = _as_dict(run(event, context))
         except Exception:
             metrics.add_metric(name=PIPELINE_FAULTS, unit=MetricUnit.Count, value=1)
             logger.exception("run failed", extra={"function": function})
             raise
         finally:
-            if responses is not None:
+            if runtime is not None:
+                responses = runtime.twelvelabs_statuses.take()
                 for name, counts in TWELVELABS_STATUS_METRICS.items():
                     value = sum(n for status, n in responses.items() if counts(status))
                     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
@@ -116,41 +115,6 @@ def _as_dict(result: HandlerResult) -> dict[str, Any]:
     if isinstance(result, Mapping):
         return dict(result)
     return {"work_done": result.work_done, **result.model_dump(mode="json")}
-
-
-class _ResponseCounter:
-    """TwelveLabs responses by status, counted by an httpx response hook on the runtime's client, reset per run.
-
-    The client raises mapped errors and retries internally, so the statuses are counted where they arrive, not where
-    an exception surfaces (a 5xx retried into a success still counts: it is what the API did).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: Counter[int] = Counter()
-
-    def hook(self, response: httpx.Response) -> None:
-        with self._lock:
-            self._counts[response.status_code] += 1
-
-    def start_run(self) -> Counter[int]:
-        with self._lock:
-            self._counts = Counter()
-            return self._counts
-
-
-_COUNTER_ATTRIBUTE: Final = "_videobatch_response_counter"
-
-
-def _response_counter(runtime: Runtime) -> _ResponseCounter:
-    """The counter hooked into this runtime's TwelveLabs HTTP client (hooked once per runtime)."""
-    http: httpx.Client = runtime.twelvelabs._http  # type: ignore[attr-defined]
-    counter: _ResponseCounter | None = getattr(http, _COUNTER_ATTRIBUTE, None)
-    if counter is None:
-        counter = _ResponseCounter()
-        http.event_hooks["response"].append(counter.hook)
-        setattr(http, _COUNTER_ATTRIBUTE, counter)
-    return counter
 
 
 __all__ = ["Event", "FunctionName", "LambdaContext", "emit_heartbeat", "lambda_handler", "logger", "metrics"]

@@ -14,30 +14,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from botocore.config import Config
 
-from videobatch.adapters.dynamodb import (
-    DynamoBatchRepository,
-    DynamoClaimRepository,
-    DynamoItemRepository,
-    DynamoLeaseStore,
-)
-from videobatch.adapters.events import EventBridgePublisher
-from videobatch.adapters.s3 import S3ObjectStore
-from videobatch.adapters.scheduler import BatchExpiryScheduler
-from videobatch.adapters.secrets import SecretApiKeyProvider
 from videobatch.clock import Clock, SystemClock
 from videobatch.config import Settings
 from videobatch.domain.profiles import ProfileSet, load_default_profiles
-from videobatch.services.asset_checker import AssetCheckService
-from videobatch.services.batch_checker import BatchCheckService
-from videobatch.services.flusher import FlushService
-from videobatch.services.ingest import IngestService
-from videobatch.services.lifecycle import ItemWriter
 from videobatch.services.ports import (
     BatchStore,
     ClaimStore,
@@ -49,10 +34,18 @@ from videobatch.services.ports import (
     ObjectStore,
     TwelveLabsApi,
 )
-from videobatch.services.reconciler import ReconcileService
-from videobatch.services.submissions import SubmissionRecorder
-from videobatch.services.sweeper import SweepPorts, SweepService
-from videobatch.twelvelabs.client import TwelveLabsClient
+
+if TYPE_CHECKING:
+    # Each handler imports only what it runs: the services (and their domain) are imported by the factory that
+    # builds them, the adapters by build_runtime.
+    from videobatch.services.asset_checker import AssetCheckService
+    from videobatch.services.batch_checker import BatchCheckService
+    from videobatch.services.flusher import FlushService
+    from videobatch.services.ingest import IngestService
+    from videobatch.services.lifecycle import ItemWriter
+    from videobatch.services.reconciler import ReconcileService
+    from videobatch.services.submissions import SubmissionRecorder
+    from videobatch.services.sweeper import SweepService
 
 # Leave the handler this long after the last API call's budget to record what happened before Lambda stops it.
 LAMBDA_MARGIN_SECONDS: Final = 10.0
@@ -77,6 +70,24 @@ class InvocationBudget:
         return max(0.0, float(remaining()) / 1000.0 - LAMBDA_MARGIN_SECONDS)
 
 
+class TwelveLabsStatuses:
+    """Every HTTP status TwelveLabs answered (retries included), counted for the run's metrics (handler.py)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[int, int] = {}
+
+    def observe(self, method: str, path: str, status: int) -> None:
+        with self._lock:
+            self._counts[status] = self._counts.get(status, 0) + 1
+
+    def take(self) -> dict[int, int]:
+        """The counts since the last take (one run's)."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            return counts
+
+
 @dataclass
 class Runtime:
     """The composition root: every port (typed on its Protocol) and the services built from them."""
@@ -94,12 +105,15 @@ class Runtime:
     profiles: ProfileSet
     metrics: MetricsSink
     budget: InvocationBudget = field(default_factory=InvocationBudget)
+    twelvelabs_statuses: TwelveLabsStatuses = field(default_factory=TwelveLabsStatuses)
 
     def __post_init__(self) -> None:
         self.profiles.check_results_prefix(self.settings.results_prefix)
 
     def item_writer(self) -> ItemWriter:
         """A writer per service: its lost-race count is that service's."""
+        from videobatch.services.lifecycle import ItemWriter
+
         return ItemWriter(
             items=self.items,
             events=self.events,
@@ -109,6 +123,8 @@ class Runtime:
         )
 
     def submission_recorder(self, writer: ItemWriter | None = None) -> SubmissionRecorder:
+        from videobatch.services.submissions import SubmissionRecorder
+
         return SubmissionRecorder(
             settings=self.settings,
             clock=self.clock,
@@ -121,6 +137,8 @@ class Runtime:
         )
 
     def ingest_service(self) -> IngestService:
+        from videobatch.services.ingest import IngestService
+
         return IngestService(
             settings=self.settings,
             clock=self.clock,
@@ -132,6 +150,8 @@ class Runtime:
         )
 
     def asset_check_service(self) -> AssetCheckService:
+        from videobatch.services.asset_checker import AssetCheckService
+
         return AssetCheckService(
             settings=self.settings,
             clock=self.clock,
@@ -143,6 +163,8 @@ class Runtime:
         )
 
     def flush_service(self, owner: str | None = None) -> FlushService:
+        from videobatch.services.flusher import FlushService
+
         writer = self.item_writer()
         return FlushService(
             settings=self.settings,
@@ -159,6 +181,8 @@ class Runtime:
         )
 
     def reconcile_service(self) -> ReconcileService:
+        from videobatch.services.reconciler import ReconcileService
+
         return ReconcileService(
             settings=self.settings,
             clock=self.clock,
@@ -171,6 +195,8 @@ class Runtime:
 
     def sweep_service(self) -> SweepService:
         """Every repair (also what the ops CLI runs): ``runtime.sweep_service().run()`` -> SweepSummary."""
+        from videobatch.services.sweeper import SweepPorts, SweepService
+
         writer = self.item_writer()
         ports = SweepPorts(
             items=self.items,
@@ -187,6 +213,8 @@ class Runtime:
         return SweepService(settings=self.settings, clock=self.clock, ports=ports, metrics=self.metrics)
 
     def batch_check_service(self) -> BatchCheckService:
+        from videobatch.services.batch_checker import BatchCheckService
+
         writer = self.item_writer()
         return BatchCheckService(
             settings=self.settings,
@@ -202,6 +230,25 @@ class Runtime:
         )
 
 
+# boto3's "standard" retry mode (jittered backoff, retry quotas, throttling codes it knows), not the legacy default.
+AWS_CLIENT_CONFIG: Final = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+class _LazyClient:
+    """A boto3 client made on first use: a handler pays (tens of milliseconds each) only for the services it calls."""
+
+    def __init__(self, session: boto3.Session, service: str, config: Config) -> None:
+        self._session, self._service, self._config = session, service, config
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._session.client(self._service, config=self._config)  # type: ignore[call-overload]
+        return getattr(self._client, name)
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -211,27 +258,52 @@ def build_runtime(
     profiles: ProfileSet | None = None,
     metrics_sink: MetricsSink | None = None,
 ) -> Runtime:
-    """Wire every adapter; ``api_key`` skips Secrets Manager (local stack, tests), ``session`` picks credentials."""
+    """Wire every adapter; ``api_key`` skips Secrets Manager (local stack, tests), ``session`` picks credentials.
+
+    The API key is read through ``SecretApiKeyProvider``: cached 5 minutes, re-read at once when TwelveLabs refuses
+    it, so a key stored after deploy (or rotated) is used without a cold start.
+    """
+    from videobatch.adapters.dynamodb import (
+        DynamoBatchRepository,
+        DynamoClaimRepository,
+        DynamoItemRepository,
+        DynamoLeaseStore,
+    )
+    from videobatch.adapters.events import EventBridgePublisher
+    from videobatch.adapters.s3 import S3ObjectStore
+    from videobatch.adapters.scheduler import BatchExpiryScheduler
+    from videobatch.adapters.secrets import SecretApiKeyProvider
+    from videobatch.twelvelabs.client import TwelveLabsClient
+
     aws = session or boto3.Session()
     clock = clock or SystemClock()
     budget = InvocationBudget()
-    dynamodb = aws.client("dynamodb")
-    key = api_key or SecretApiKeyProvider(aws.client("secretsmanager"), settings.twelvelabs_api_key_secret)()
+    statuses = TwelveLabsStatuses()
+
+    def client(service: str, config: Config = AWS_CLIENT_CONFIG) -> Any:
+        return cast(Any, _LazyClient(aws, service, config))
+
+    dynamodb = client("dynamodb")
+    key = api_key or SecretApiKeyProvider(client("secretsmanager"), settings.twelvelabs_api_key_secret)
     return Runtime(
         settings=settings,
         clock=clock,
         twelvelabs=TwelveLabsClient(
-            key, base_url=settings.twelvelabs_base_url, clock=clock, time_remaining=budget.remaining_seconds
+            key,
+            base_url=settings.twelvelabs_base_url,
+            clock=clock,
+            time_remaining=budget.remaining_seconds,
+            on_response=statuses.observe,
         ),
         items=DynamoItemRepository(dynamodb, settings.table_name),
         batches=DynamoBatchRepository(dynamodb, settings.table_name),
         claims=DynamoClaimRepository(dynamodb, settings.table_name),
         leases=DynamoLeaseStore(dynamodb, settings.table_name),
         # SigV4 presigned URLs: required for KMS-encrypted objects and the only kind newer regions accept.
-        objects=S3ObjectStore(aws.client("s3", config=Config(signature_version="s3v4"))),
-        events=EventBridgePublisher(aws.client("events"), settings.event_bus_name),
+        objects=S3ObjectStore(client("s3", AWS_CLIENT_CONFIG.merge(Config(signature_version="s3v4")))),
+        events=EventBridgePublisher(client("events"), settings.event_bus_name),
         scheduler=BatchExpiryScheduler(
-            aws.client("scheduler"),
+            client("scheduler"),
             group_name=settings.scheduler_group_name,
             target_arn=settings.batch_checker_arn,
             role_arn=settings.scheduler_role_arn,
@@ -239,6 +311,7 @@ def build_runtime(
         profiles=profiles or load_default_profiles(),
         metrics=metrics_sink or metrics,
         budget=budget,
+        twelvelabs_statuses=statuses,
     )
 
 

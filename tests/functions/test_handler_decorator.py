@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from videobatch import handler as handler_module
 from videobatch import runtime
+from videobatch.errors import InvalidInputError, NotFoundError
 from videobatch.handler import lambda_handler
 from videobatch.runtime import logger, metrics
 
@@ -119,12 +119,13 @@ def test_a_raising_run_flushes_its_metrics_adds_pipeline_faults_and_re_raises(
 def test_the_summary_becomes_the_returned_dict_and_twelvelabs_statuses_are_counted_per_run(
     stack: Any, powertools: io.StringIO, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    http: httpx.Client = runtime.get_runtime().twelvelabs._http
+    client = runtime.get_runtime().twelvelabs
 
     @lambda_handler("asset_checker")
     def handler(event: dict[str, Any], context: Any) -> Done:
-        for path in ("/nope-1", "/nope-2"):
-            http.get(path)  # the emulator answers 404 (no such route); the hook sees the statuses
+        for batch_id in ("a" * 24, "b" * 24):
+            with contextlib.suppress(NotFoundError):
+                client.retrieve_batch(batch_id)  # the emulator answers 404; the client's observer sees it
         return Done(3)
 
     assert handler({}, FakeContext()) == {"work_done": 3, "checked": 3}
@@ -154,11 +155,21 @@ def test_ingest_log_lines_name_their_record_and_the_next_record_does_not_inherit
     from .test_handlers import sqs_event
 
     ingest = load_handler("ingest")
-    # Every record failed: Powertools raises, so Lambda retries the batch (and the decorator counts a fault).
-    with pytest.raises(BatchProcessingError):
+    # Every record failed: the run raises, so Lambda retries the batch (and the decorator counts a fault).
+    with pytest.raises(ingest.IngestBatchFailed, match="all 2 message"):
         ingest.handler(sqs_event("{not json", "{also not json"), FakeContext())
     lines = [json.loads(line) for line in powertools.getvalue().splitlines()]
     failures = [line for line in lines if line["message"].startswith("upload not ingested")]
     assert [line["message_id"] for line in failures] == ["m0", "m1"]
     run_failed = next(line for line in lines if line["message"] == "run failed")
     assert "message_id" not in run_failed
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("event", [[], "Records", {"Records": "x"}, {"Records": [1]}, None])
+def test_an_event_that_is_not_an_sqs_batch_is_refused_by_name(
+    event: object, stack: Any, powertools: io.StringIO
+) -> None:
+    ingest = load_handler("ingest")
+    with pytest.raises(InvalidInputError, match="not an SQS event"):
+        ingest.handler(event, FakeContext())

@@ -57,6 +57,7 @@ def test_the_pipeline_through_its_handlers(stack: Stack, videos: dict[str, Path]
     assert keys == ["results/in/0.mp4.json", "results/in/1.mp4.json"]
 
 
-def test_batch_checker_rejects_a_malformed_batch_id() -> None:
-    with pytest.raises(InvalidInputError):
-        load_handler("batch_checker").batch_id_of({"batch_id": 42})
+@pytest.mark.parametrize(("event", "message"), [({"batch_id": 42}, "non-empty string"), ([], "must be an object")])
+def test_batch_checker_rejects_a_malformed_event(event: object, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        load_handler("batch_checker").batch_id_of(event)

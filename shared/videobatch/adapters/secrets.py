@@ -1,4 +1,9 @@
-"""The TwelveLabs API key, from Secrets Manager through Powertools Parameters (cached across invocations)."""
+"""The TwelveLabs API key, from Secrets Manager through Powertools Parameters (cached across invocations).
+
+A key put with ``put-secret-value`` is picked up within ``max_age_seconds`` (5 minutes) by a warm container, and
+at once when TwelveLabs refuses the cached one: the client calls ``refresh()`` on a 401/403, which reads the
+secret again, bypassing the cache (``twelvelabs.keys.ApiKeyProvider``).
+"""
 
 from __future__ import annotations
 
@@ -24,8 +29,21 @@ class SecretApiKeyProvider:
         self._max_age = max_age_seconds
 
     def __call__(self) -> str:
-        """The key; the secret may be the plain key or JSON with an ``api_key`` field."""
-        value = self._provider.get(self._name, max_age=self._max_age)
+        return self.get()
+
+    def get(self) -> str:
+        """The key (cached up to ``max_age_seconds``); the secret may be the plain key or JSON with ``api_key``."""
+        return self._read(force=False)
+
+    def refresh(self) -> str:
+        """The key as the secret holds it now (the cache is bypassed and renewed)."""
+        return self._read(force=True)
+
+    def __repr__(self) -> str:
+        return f"SecretApiKeyProvider({self._name!r})"  # never the key
+
+    def _read(self, *, force: bool) -> str:
+        value = self._provider.get(self._name, max_age=self._max_age, force_fetch=force)
         if isinstance(value, bytes):
             value = value.decode("utf-8")
         if not isinstance(value, str) or not value.strip():

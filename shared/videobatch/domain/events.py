@@ -33,7 +33,7 @@ FailureStage = Literal["ingest", "asset", "packing", "submission", "analysis"]
 
 class _Detail(BaseModel):
     # Producers are strict (extra="forbid") so a typo never ships; consumers should parse leniently.
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     DETAIL_TYPE: ClassVar[str]
 
@@ -182,7 +182,7 @@ def to_put_events_entry(event: OutgoingEvent, bus_name: str) -> dict[str, Any]:
 class EventEnvelope(BaseModel):
     """The EventBridge envelope as a rule target receives it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     version: str
     id: str

@@ -94,7 +94,7 @@ def item_id_for(bucket: str, key: str, version_id: str | None) -> str:
 class CustomId(BaseModel):
     """What a batch request's custom_id encodes: which item, which attempt, which window."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     item_id: str = Field(pattern=_ITEM_ID_PATTERN.pattern)
     attempt: int = Field(ge=0, le=999_999_999)
@@ -134,7 +134,7 @@ def parse_custom_id(value: str) -> CustomId:
 class Window(BaseModel):
     """One analysis window of a video, in seconds from the start of the video."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     index: int = Field(ge=0)
     start_seconds: float = Field(ge=0, allow_inf_nan=False)
@@ -184,7 +184,7 @@ FailureKind = Literal["user", "pipeline"]
 class FailureReason(BaseModel):
     """Why an item ended in ``failed``: a stable machine code and a message that tells a person what to do."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     code: str = Field(min_length=1, max_length=128)
     message: str = Field(min_length=1)

@@ -56,7 +56,7 @@ def wait_allowance_seconds(free_slots: int, max_wait_seconds: float) -> float:
 class PackCandidate(BaseModel):
     """A queued item as the packer sees it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     item_id: str = Field(min_length=1)
     analysis_mode: AnalysisMode
@@ -71,7 +71,7 @@ class BatchTrigger(StrEnum):
 
 
 class PlannedBatch(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     analysis_mode: AnalysisMode
     items: tuple[PackCandidate, ...] = Field(min_length=1)  # oldest first
@@ -83,14 +83,14 @@ class PlannedBatch(BaseModel):
 
 
 class UnpackableItem(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     item_id: str
     failure: FailureReason
 
 
 class PackingPlan(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     batches: tuple[PlannedBatch, ...]
     unpackable: tuple[UnpackableItem, ...]

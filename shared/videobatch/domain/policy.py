@@ -71,13 +71,13 @@ TERMINAL_CODE_PREFIXES: Final[tuple[str, ...]] = ("parameter_", "invalid_")
 
 
 class Finish(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: Literal["finish"] = "finish"
 
 
 class Requeue(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: Literal["requeue"] = "requeue"
     eligible_at: AwareDatetime
@@ -86,7 +86,7 @@ class Requeue(BaseModel):
 
 
 class Fail(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: Literal["fail"] = "fail"
     failure: FailureReason
@@ -101,7 +101,7 @@ def is_terminal_code(code: str) -> bool:
 
 
 class RequeuePolicy(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     max_attempts: int = Field(ge=1)
     base_backoff_seconds: float = Field(default=60.0, ge=0, allow_inf_nan=False)

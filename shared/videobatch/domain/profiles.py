@@ -31,7 +31,7 @@ DEFAULT_PROFILES_FILE: Final = "profiles.json"
 
 
 class Profile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str = Field(pattern=PROFILE_NAME_PATTERN)  # stored on items and in events
     key_prefix: str  # "" is the default profile
@@ -41,7 +41,7 @@ class Profile(BaseModel):
 
 
 class ProfileSet(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     profiles: tuple[Profile, ...] = Field(min_length=1)
 

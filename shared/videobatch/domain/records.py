@@ -61,7 +61,7 @@ class UploadIdentity(TypedDict):
 class UploadedObject(BaseModel):
     """The S3 object version an item stands for; its id follows from bucket, key and version."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     bucket: str
     key: str
@@ -87,7 +87,7 @@ class UploadedObject(BaseModel):
 class ItemRecord(BaseModel):
     """One uploaded object version on its way through the pipeline (DynamoDB ``ITEM#{item_id}``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     item_id: str
     bucket: str
@@ -284,7 +284,7 @@ class BatchRecord(BaseModel):
     1,000-item batch just to note that nothing moved.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     batch_id: str
     analysis_mode: AnalysisMode
@@ -340,7 +340,7 @@ class BatchProgress(BaseModel):
     whose bit is clear, and the batch closes when every bit is set and the API batch is terminal.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     batch_id: str
     state: BatchState = BatchState.OPEN
@@ -421,7 +421,7 @@ class ClaimRecord(BaseModel):
     custom_ids are not stored: each item's attempt and window count determine them (a third of the record's size).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     claim_id: str
     state: ClaimState = ClaimState.PENDING

@@ -83,7 +83,7 @@ _QUICKTIME_FIRST_ATOMS: Final[frozenset[bytes]] = frozenset({b"moov", b"mdat", b
 class UploadPlan(BaseModel):
     """What to do with one uploaded object; ``method`` and ``container`` are set exactly when it is processed."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     decision: UploadDecision
     size_bytes: int = Field(ge=0)

@@ -70,7 +70,7 @@ def _check_bounds(start: float, end_seconds: float | None) -> None:
 class TimeBounds(BaseModel):
     """start_time / end_time for one request; None means "omit it" (the API then uses the video's own edge)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     start_time: float | None
     end_time: float | None
@@ -88,7 +88,7 @@ def request_time_bounds(window: Window, *, video_duration_seconds: float) -> Tim
 class WindowResult(BaseModel):
     """One window's ready output as the results stream returns it (``data.data``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     window: Window
     text: str
@@ -98,7 +98,7 @@ class WindowResult(BaseModel):
 class MergedResult(BaseModel):
     """A video's result, ready to store: ``body`` is the file content."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     media_type: Literal["text/plain", "application/json"]
     body: str

@@ -32,7 +32,7 @@ DEFAULT_MAX_ITEMS_PER_RUN: Final = 5_000
 
 
 class AssetCheckSummary(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     checked: int = 0
     queued: int = 0

@@ -49,7 +49,7 @@ _FINAL_STATUSES: Final = frozenset({"ready", "failed", "canceled"})
 
 
 class BatchCheckSummary(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     batches_checked: int = 0
     batches_closed: int = 0

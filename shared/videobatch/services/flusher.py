@@ -79,7 +79,7 @@ REFUSED_ASSET_RETRY_SECONDS: Final = 600.0
 
 
 class FlushSummary(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     lease_held_elsewhere: bool = False
     active_batches: int = 0

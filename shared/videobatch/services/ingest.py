@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 class _AwsModel(BaseModel):
     # AWS adds fields over time; only what we read is checked.
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, defer_build=True)
 
 
 class S3Bucket(_AwsModel):
@@ -92,7 +92,7 @@ class IngestOutcome(StrEnum):
 
 
 class IngestResult(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     outcome: IngestOutcome
     item_id: str

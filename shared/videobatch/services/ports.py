@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class ObjectRef(BaseModel):
     """One version of one S3 object."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     bucket: str
     key: str
@@ -39,7 +39,7 @@ class ObjectRef(BaseModel):
 
 
 class ObjectInfo(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     size_bytes: int
     content_type: str | None = None
@@ -76,7 +76,7 @@ class ClaimStore(Protocol):
 class LeaseInfo(BaseModel):
     """Who holds a lease and until when (for the sweeper's report)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str
     owner: str

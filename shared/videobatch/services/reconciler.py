@@ -40,7 +40,7 @@ API_CLOCK_SKEW_SECONDS: Final = 120.0
 
 
 class ReconcileSummary(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     claims_checked: int = 0
     claims_adopted: int = 0
@@ -66,7 +66,7 @@ class Decision(StrEnum):
 class _Search(BaseModel):
     """What one look at the API found for a claim."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     decision: Decision
     found: FoundBatch | None = None

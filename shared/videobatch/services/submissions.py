@@ -47,7 +47,7 @@ MIN_SCHEDULE_LEAD_SECONDS: Final = 60.0
 class FoundBatch(BaseModel):
     """An API batch holding a claim's requests: what recording needs of it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     batch_id: str
     status: str
@@ -75,7 +75,7 @@ class RecordOutcome(StrEnum):
 
 
 class RecordResult(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     outcome: RecordOutcome
     items_submitted: int = 0

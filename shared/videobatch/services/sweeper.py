@@ -86,7 +86,7 @@ class SweepPorts:
 
 
 class SweepSummary(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     ingest_incomplete: int = 0
     lost_races: int = 0
