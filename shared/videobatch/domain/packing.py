@@ -18,6 +18,8 @@ Rules, in order of precedence:
 6. At most ``free_slots`` batches are sent, those with the oldest first item first.
 7. A candidate that can never fit (more windows than ``max_items``, more content than ``max_content_seconds``) is
    reported as unpackable with a FailureReason instead of blocking the queue.
+8. A candidate marked ``alone`` (a create holding only its request was refused before) is planned as a batch of its
+   own, in age order with the others, and never blocks or joins them: whatever made the API refuse it stays with it.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class PackCandidate(BaseModel):
     eligible_at: AwareDatetime  # when it was queued, or when its requeue backoff ends
     video_duration_seconds: float = Field(gt=0, allow_inf_nan=False)
     windows: tuple[Window, ...] = Field(min_length=1)
+    alone: bool = False
 
 
 class BatchTrigger(StrEnum):
@@ -123,7 +126,10 @@ def plan_batches(
     bounds = _checked_limits(max_items, max_content_seconds, max_wait_seconds)
     queues, unpackable, wake_times = _screen(candidates, bounds, now=now, count_windows_only=count_windows_only)
     slots = max(free_slots, 0)  # more active batches than configured (e.g. a manual one) leaves no room, not an error
-    batches: list[PlannedBatch] = []
+    batches = [
+        _batch([c[4]], c[2], c[3], BatchTrigger.MAX_WAIT, bounds) for q in queues.values() for c in q if c[4].alone
+    ]
+    queues = {mode: [c for c in queue if not c[4].alone] for mode, queue in queues.items()}
     for queue in queues.values():
         mode_batches, wake_at = _pack_mode(queue, bounds, now=now, max_batches=slots)
         batches.extend(mode_batches)

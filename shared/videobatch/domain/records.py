@@ -106,6 +106,9 @@ class ItemRecord(BaseModel):
     # never reused, so a late batch of a released claim can never pass for a newer one) but do not count towards
     # max_attempts: nothing was analysed.
     released_attempts: int = Field(default=0, ge=0)
+    # Creates refused with this video's request alone in them (an unattributed refusal bisected down to it): it is
+    # packed alone from then on, and fails request_rejected once max_attempts such refusals are reached.
+    refusals_alone: int = Field(default=0, ge=0)
     upload_method: str | None = None
     asset_id: str | None = None
     asset_created_at: datetime | None = None
@@ -237,6 +240,12 @@ class ItemRecord(BaseModel):
             claimed_at=None,
             note=note,
             eligible_at=eligible_at or self.eligible_at,
+        )
+
+    def refused_alone(self, note: str, *, now: datetime, eligible_at: datetime) -> ItemRecord:
+        """claimed -> queued after a create holding only this video was refused: a release that counts it."""
+        return self.release(note, now=now, eligible_at=eligible_at).model_copy(
+            update={"refusals_alone": self.refusals_alone + 1}
         )
 
     def requeue(self, note: str, *, now: datetime, eligible_at: datetime) -> ItemRecord:

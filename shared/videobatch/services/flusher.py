@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from datetime import timedelta
+from enum import StrEnum
 from itertools import islice
 from typing import Any, Final
 
@@ -28,19 +29,24 @@ from pydantic import BaseModel, ConfigDict
 
 from videobatch.clock import Clock
 from videobatch.config import Settings
-from videobatch.domain.items import FailureReason
+from videobatch.domain.items import FailureReason, ItemState
 from videobatch.domain.packing import PackCandidate, PlannedBatch, plan_batches, wait_allowance_seconds
 from videobatch.domain.profiles import ProfileSet
 from videobatch.domain.records import ClaimRecord, ItemRecord, queued_queue
 from videobatch.domain.refusals import asset_refusal, rejected_request_indices, request_refusal
 from videobatch.domain.windows import request_time_bounds
 from videobatch.errors import (
+    BadRequestError,
     ConfigurationError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
     OutcomeUnknownError,
+    RateLimitError,
+    RequestValidationError,
     TwelveLabsError,
+    UnprocessableEntityError,
+    is_pipeline_fault,
 )
 from videobatch.services.asset_checker import assets_of
 from videobatch.services.lifecycle import ItemWriter
@@ -74,6 +80,8 @@ MIN_CREATE_SECONDS: Final = 5.0
 SLOT_WATCH_SECONDS: Final = 90.0
 SLOT_WATCH_INTERVAL_SECONDS: Final = 5.0
 SLOT_WATCH_RESERVE_SECONDS: Final = 60.0
+# Creates one run may send to trace unattributed refusals (2·log2(1,000) ≈ 20: one refused 1,000-request batch).
+MAX_BISECT_CREATES_PER_RUN: Final = 20
 # A create refused because an asset is not ready: that video waits this long before it is packed again.
 REFUSED_ASSET_RETRY_SECONDS: Final = 600.0
 
@@ -94,11 +102,18 @@ class FlushSummary(BaseModel):
     batches_orphaned: int = 0  # created after the reconciler had released the claim: canceled
     items_lost_to_other_flushers: int = 0
     slot_watch_seconds: float = 0.0  # spent watching a batch on its last items for its slot
+    refusal_bisections: int = 0  # creates sent to trace a refusal that named no request
     stop_reason: str | None = None
 
     @property
     def work_done(self) -> int:
         return self.items_submitted + self.items_failed
+
+
+class _Sent(StrEnum):
+    SUBMITTED = "submitted"
+    BISECTED = "bisected"  # refused without naming a request: split, each half sent on its own
+    NOTHING = "nothing"  # every item was claimed by another flush
 
 
 class _Stop(Exception):
@@ -235,17 +250,23 @@ class FlushService:
             eligible_at=item.eligible_at,
             video_duration_seconds=item.duration_seconds,
             windows=item.windows,
+            alone=item.refusals_alone > 0,
         )
 
     # --- submission ---------------------------------------------------------------------------------------
 
     def _submit(self, planned: PlannedBatch, queued: dict[str, ItemRecord], summary: FlushSummary) -> None:
         wanted = [queued[candidate.item_id] for candidate in planned.items]
+        if self._send(wanted, planned, summary) is _Sent.BISECTED:
+            # The halves took slots the plan did not count: the next run plans with a fresh count.
+            raise _Stop("an unattributed refusal was traced by bisecting")
+
+    def _send(self, wanted: Sequence[ItemRecord], planned: PlannedBatch, summary: FlushSummary) -> _Sent:
         claim = self._recorder.open_claim(self._claim_record(wanted, planned))
         claimed = self._claim_items(wanted, claim.claim_id, summary)
         if not claimed:
             self._recorder.release(claim, "every item was claimed by another flush", known_items=())
-            return
+            return _Sent.NOTHING
         if len(claimed) != len(wanted):
             claim = self._recorder.save_claim(self._claim_record(claimed, planned, claim), claim)
         request = self._request(claimed)
@@ -261,9 +282,70 @@ class FlushService:
             raise _Stop("batch create outcome unknown") from error
         except (TwelveLabsError, InvalidInputError) as error:
             # Every other failure of create_batch guarantees that no batch was created (see the client).
-            self._refused(claim, claimed, request, error, summary)
-            raise _Stop(f"batch create refused: {error}") from error
+            return self._after_refusal(claim, claimed, request, error, planned=planned, summary=summary)
         self._record_submission(claim, claimed, created, planned, summary)
+        return _Sent.SUBMITTED
+
+    def _after_refusal(
+        self,
+        claim: ClaimRecord,
+        claimed: Sequence[ItemRecord],
+        request: BatchCreateRequest,
+        error: Exception,
+        *,
+        planned: PlannedBatch,
+        summary: FlushSummary,
+    ) -> _Sent:
+        """No batch was created. A pipeline fault (our key refused, the API down) blames nobody and ends the run;
+        a refusal traced to videos fails those; an unattributed one is bisected until it is traced."""
+        if is_pipeline_fault(error):
+            self._release(claim, claimed, error, summary)
+            if isinstance(error, RateLimitError):  # the five slots, or the rate limit: not an error, a full house
+                raise _Stop(f"batch create refused: {error}") from error
+            raise error
+        if self._refused(claim, claimed, request, error, summary):
+            raise _Stop(f"batch create refused: {error}") from error
+        if not _unattributed(error):
+            self._release(claim, claimed, error, summary)
+            raise _Stop(f"batch create refused: {error}") from error
+        if len(claimed) == 1:
+            self._refused_alone(claim, claimed[0], error, summary)
+            return _Sent.BISECTED
+        self._release(claim, claimed, error, summary)
+        self._bisect([item.item_id for item in claimed], planned, error, summary)
+        return _Sent.BISECTED
+
+    def _bisect(self, item_ids: Sequence[str], planned: PlannedBatch, error: Exception, summary: FlushSummary) -> None:
+        """The API refused the batch naming no request (docs promise no index in their messages): send each half on
+        its own, recursively, so the innocent go out and the refusal narrows to its video, at most about
+        2·log2(n) creates, bounded per run. Only while a slot is free: a batch refused because the account's slots
+        are taken (some APIs say so with a 400 or 409) must not be mistaken for a bad video."""
+        if self._free_slots(self._active_batches()) <= 0:
+            raise _Stop(f"batch create refused with every slot taken (the active-batch limit?): {error}")
+        if summary.refusal_bisections + 2 > MAX_BISECT_CREATES_PER_RUN:
+            raise _Stop(f"an unattributed refusal is still being traced (next run): {error}")
+        released = self._items.get_many(item_ids)
+        items = [released[i] for i in item_ids if i in released and released[i].state is ItemState.QUEUED]
+        half = len(items) // 2
+        self._metrics.add_metric(name="RefusalBisections", unit="Count", value=1)
+        for part in (items[:half], items[half:]):
+            if part:
+                summary.refusal_bisections += 1
+                self._send(part, _part_of(planned, part, self._settings), summary)
+
+    def _refused_alone(self, claim: ClaimRecord, item: ItemRecord, error: Exception, summary: FlushSummary) -> None:
+        """A create holding only this video's request was refused: it is the culprit. It fails with the API's words
+        once that happened max_attempts times (a transient answer gets its retries), and meanwhile is packed
+        alone, later, so it never blocks the queue."""
+        if item.refusals_alone + 1 >= self._settings.max_attempts:
+            self._fail(item, request_refusal(error), summary)
+            self._recorder.release(claim, f"its only video failed: {error}", known_items=())
+            return
+        note = f"refused alone ({item.refusals_alone + 1} of {self._settings.max_attempts}): {error}"
+        later = self._clock.now() + timedelta(seconds=REFUSED_ASSET_RETRY_SECONDS)
+        self._writer.save(item.refused_alone(note, now=self._clock.now(), eligible_at=later), item)
+        self._recorder.release(claim, note, known_items=())
+        summary.claims_released += 1
 
     def _claim_record(
         self, items: Sequence[ItemRecord], planned: PlannedBatch, previous: ClaimRecord | None = None
@@ -333,14 +415,18 @@ class FlushService:
         request: BatchCreateRequest,
         error: Exception,
         summary: FlushSummary,
-    ) -> None:
-        """No batch was created. The videos the refusal is traced to fail (domain.refusals); the rest go back."""
+    ) -> bool:
+        """The videos the refusal is traced to fail (domain.refusals) and the rest go back; False (nothing done)
+        when it is traced to nobody."""
         failures, deferred = self._blame(claimed, request, error)
+        if not failures and not deferred:
+            return False
         for item in claimed:
             if item.item_id in failures:
                 self._fail(item, failures[item.item_id], summary)
         back = [item for item in claimed if item.item_id not in failures]
         self._release(claim, back, error, summary, deferred=deferred)
+        return True
 
     def _blame(
         self, claimed: Sequence[ItemRecord], request: BatchCreateRequest, error: Exception
@@ -454,3 +540,26 @@ def _shared_fields(option_sets: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return {}
     first, *rest = option_sets
     return {name: value for name, value in first.items() if all(other.get(name) == value for other in rest)}
+
+
+def _unattributed(error: Exception) -> bool:
+    """A validation refusal of the request as a whole (400/422): some video in it is the cause, the API did not say
+    which. A 404/409 whose assets all look fine now is a state that changed (an asset that just became ready, the
+    sixth active batch): released, not bisected."""
+    return isinstance(error, BadRequestError | UnprocessableEntityError | RequestValidationError)
+
+
+def _part_of(planned: PlannedBatch, items: Sequence[ItemRecord], settings: Settings) -> PlannedBatch:
+    """The plan of a batch narrowed to ``items`` (for the claim record and the Batch Submitted event)."""
+    windows_only = settings.count_windows_only
+    content = sum(item.content_seconds(windows_only=windows_only) for item in items)
+    requests = sum(len(item.windows) for item in items)
+    keep = {item.item_id for item in items}
+    return planned.model_copy(
+        update={
+            "items": tuple(candidate for candidate in planned.items if candidate.item_id in keep),
+            "request_count": requests,
+            "content_seconds": content,
+            "fill_ratio": min(1.0, requests / settings.max_items_per_batch),
+        }
+    )

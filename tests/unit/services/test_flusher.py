@@ -4,8 +4,9 @@ from typing import Any
 
 import pytest
 
+from tests.recovery.support import Wrapped, assert_each_submitted_once
 from videobatch.adapters.scheduler import schedule_name
-from videobatch.domain.items import ItemState
+from videobatch.domain.items import ItemState, Window
 from videobatch.domain.profiles import load_profiles
 from videobatch.domain.records import ClaimState
 from videobatch.errors import AuthenticationError
@@ -357,3 +358,60 @@ def test_no_watch_when_no_batch_is_about_to_end(stack: Stack, videos: dict[str, 
     stack.clock.advance(1)
     summary = stack.flusher(reserved_batch_slots=4).run()
     assert (summary.free_slots, summary.slot_watch_seconds, summary.stop_reason) == (0, 0.0, "no free batch slot")
+
+
+def test_a_refusal_that_names_no_request_is_bisected_until_its_video_fails_alone(
+    stack: Stack, videos: dict[str, Path]
+) -> None:
+    """The API's 400 names no request index (variant index_free_errors): the batch is halved until the refusal
+    narrows to one video; the others go out at once, the culprit fails request_rejected after max_attempts."""
+    stack.emulator_settings(variants=["index_free_errors"])
+    ids = stack.queue(videos, *(("short", f"in/{n}.mp4") for n in range(4)))
+    culprit = stack.items.get(ids[2])
+    assert culprit is not None
+    # Its recorded window ends beyond the video: the API refuses any batch holding its request.
+    stack.overwrite_item(
+        culprit.model_copy(
+            update={"duration_seconds": 200.0, "windows": (Window(index=0, start_seconds=0, end_seconds=100.0),)}
+        )
+    )
+    summary = stack.flusher().run()
+    assert summary.stop_reason == "an unattributed refusal was traced by bisecting"
+    assert summary.refusal_bisections >= 2
+    items = stack.items.get_many(ids)
+    innocent = [items[i] for i in ids if i != ids[2]]
+    assert {item.state for item in innocent} == {ItemState.SUBMITTED}
+    suspect = items[ids[2]]
+    assert (suspect.state, suspect.refusals_alone) == (ItemState.QUEUED, 1)
+    for _ in range(2):  # refused alone twice more: max_attempts (3) refusals
+        stack.clock.advance(601)  # its retry, alone
+        stack.flusher().run()
+        suspect = stack.items.get(ids[2])  # type: ignore[assignment]
+        assert suspect is not None
+    assert suspect.state is ItemState.FAILED
+    assert suspect.failure is not None
+    assert suspect.failure.code == "request_rejected"
+    assert "end_time" in suspect.failure.message  # the API's own words
+    assert_each_submitted_once(stack)
+
+
+def test_a_refusal_while_every_slot_is_taken_is_not_blamed_on_a_video(stack: Stack, videos: dict[str, Path]) -> None:
+    """The sixth active batch refused with a 400 (variant active_limit_400) when the count was stale: no bisecting,
+    nobody fails, everything waits for a slot."""
+    stack.emulator_settings(variants=["active_limit_400"])
+    ids = stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
+    asset_id = stack.items.get(ids[0]).asset_id or ""  # type: ignore[union-attr]
+    stack.emulator_settings(content_seconds_per_second=0.001)
+    occupy_slots(stack, asset_id, 5)  # another tool holds every slot
+    real = stack.twelvelabs.iter_batches
+    calls = {"n": 0}
+
+    def stale_count(**options: Any) -> Any:
+        calls["n"] += 1
+        return iter([]) if calls["n"] == 1 else real(**options)  # the first count missed the other tool's batches
+
+    summary = stack.with_ports(twelvelabs=Wrapped(stack.twelvelabs, iter_batches=stale_count)).flush_service().run()
+    assert summary.stop_reason is not None
+    assert "every slot taken" in summary.stop_reason
+    assert (summary.items_failed, summary.refusal_bisections) == (0, 0)
+    assert {item.state for item in stack.items.get_many(ids).values()} == {ItemState.QUEUED}
