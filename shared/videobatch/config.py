@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from videobatch.domain.packing import ContentCounting
 from videobatch.errors import ConfigurationError
 from videobatch.twelvelabs import limits
 
@@ -37,7 +38,9 @@ class Settings(BaseModel):
         default=limits.MAX_CONTENT_SECONDS_PER_BATCH, gt=0, le=limits.MAX_CONTENT_SECONDS_PER_BATCH
     )
     # Count only each item's analysis window towards the content-hour limit instead of the whole video.
-    count_windows_only: bool = False
+    # How a video counts towards the 2,000 content hours of a batch (domain.packing: the API does not say); the
+    # default is the most cautious rule.
+    content_counting: ContentCounting = "per_request"
     max_wait_seconds: float = Field(default=900.0, ge=0)
     max_attempts: int = Field(default=3, ge=1)
     expiry_grace_seconds: float = Field(default=300.0, ge=0)

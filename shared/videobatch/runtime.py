@@ -170,6 +170,7 @@ class Runtime:
             settings=self.settings,
             clock=self.clock,
             items=self.items,
+            batches=self.batches,
             writer=writer,
             recorder=self.submission_recorder(writer),
             leases=self.leases,

@@ -230,7 +230,8 @@ def test_a_healthy_run_raises_no_alarm(start_run: Callable[..., Run]) -> None:
 
 
 def test_a_twelvelabs_outage_breaches_the_alarms_that_name_it(start_run: Callable[..., Run]) -> None:
-    run = start_run({"OldestItemAgeAlarmSeconds": "600"})
+    # One usable slot: the two videos wait in the queue to fill it (with slots to spare they would go at once).
+    run = start_run({"OldestItemAgeAlarmSeconds": "600", "ReservedBatchSlots": "4"})
     run.upload_videos(2)
     run.run_until(lambda: run.items_in(ItemState.QUEUED) == 2)
     outage_from = run.pipeline.clock.now()

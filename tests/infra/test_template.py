@@ -126,7 +126,7 @@ def test_every_function_gets_every_settings_variable(template: dict[str, Any], f
         "RESERVED_BATCH_SLOTS",
         "MAX_WAIT_SECONDS",
         "MAX_ATTEMPTS",
-        "COUNT_WINDOWS_ONLY",
+        "CONTENT_COUNTING",
         "EXPIRY_GRACE_SECONDS",
     }
     assert variables >= POWERTOOLS_VARIABLES
@@ -157,12 +157,12 @@ def test_api_key_is_referenced_by_secret_never_passed_in_the_environment(
 
 
 def test_parameters_map_onto_settings(template: dict[str, Any]) -> None:
-    overrides = {"MaxWaitSeconds": "60", "ReservedBatchSlots": "2", "CountWindowsOnly": "true", "MaxAttempts": "5"}
+    overrides = {"MaxWaitSeconds": "60", "ReservedBatchSlots": "2", "ContentCounting": "windows", "MaxAttempts": "5"}
     resolver = offline_resolver(template, parameter_overrides=overrides)
     variables = resolver.resolve(function_property(template, "FlusherFunction", "Environment"))["Variables"]
     settings = Settings.from_env({k: str(v) for k, v in variables.items()})
     assert (settings.max_wait_seconds, settings.reserved_batch_slots) == (60.0, 2)
-    assert (settings.count_windows_only, settings.max_attempts) == (True, 5)
+    assert (settings.content_counting, settings.max_attempts) == ("windows", 5)
 
 
 # --- functions and their wiring ---------------------------------------------------------------------------------
@@ -565,6 +565,7 @@ SERVICE_CALLS: dict[str, tuple[str, ...]] = {
     "FlushService": (
         "leases.acquire",
         "leases.release",
+        "batches.iter_open",
         "items.iter_queue",
         "items.save",
         "claims.create",

@@ -12,10 +12,10 @@ BASE = {
 
 
 def test_reads_upper_case_environment() -> None:
-    settings = Settings.from_env({**BASE, "MAX_WAIT_SECONDS": "60", "COUNT_WINDOWS_ONLY": "true"})
+    settings = Settings.from_env({**BASE, "MAX_WAIT_SECONDS": "60", "CONTENT_COUNTING": "windows"})
     assert settings.table_name == "items"
     assert settings.max_wait_seconds == 60.0
-    assert settings.count_windows_only is True
+    assert settings.content_counting == "windows"
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,8 @@ class ItemSucceeded(_ItemDetail):
     video_duration_seconds: float = Field(gt=0)
     truncated: bool  # some window stopped at max_tokens: raise max_tokens in the profile
     submitted_at: AwareDatetime
+    # Ready windows the API marked as partial (its error message per window); the result file has the details.
+    warnings: tuple[str, ...] = ()
 
 
 class ItemFailed(_ItemDetail):
@@ -142,7 +144,9 @@ def item_failed_event(item: ItemRecord, failure: FailureReason, stage: FailureSt
     )
 
 
-def item_succeeded_event(item: ItemRecord, merged: MergedResult, uri: str, *, now: datetime) -> ItemSucceeded:
+def item_succeeded_event(
+    item: ItemRecord, merged: MergedResult, uri: str, *, now: datetime, warnings: tuple[str, ...] = ()
+) -> ItemSucceeded:
     return ItemSucceeded(
         **_item_fields(item),
         occurred_at=now,
@@ -155,6 +159,7 @@ def item_succeeded_event(item: ItemRecord, merged: MergedResult, uri: str, *, no
         video_duration_seconds=item.duration_seconds or 0.0,
         truncated=merged.truncated,
         submitted_at=item.submitted_at or item.updated_at,
+        warnings=warnings,
     )
 
 

@@ -5,8 +5,7 @@ Rules, in order of precedence:
 1. Only candidates whose ``eligible_at`` has passed are packed (a backed-off requeue waits), oldest first
    (``eligible_at``, then ``item_id`` so equal times order deterministically).
 2. A video's windows are all requests of the same batch (their results are merged), so a candidate costs
-   ``len(windows)`` requests and, towards the content-hour limit, its whole video duration (or only the sum of its
-   windows when ``count_windows_only``).
+   ``len(windows)`` requests and, towards the content-hour limit, what ``content_seconds`` counts for it.
 3. Only ``analysis_mode`` separates batches; different prompts ride in per-item overrides.
 4. Packing is strict first-in-first-out per mode: a batch takes the oldest candidates until the next oldest one does
    not fit, and that one opens the next batch. No younger item overtakes an older one, so nothing starves; the cost
@@ -27,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -35,6 +34,23 @@ from videobatch.domain.items import FailureReason, Window
 from videobatch.errors import ConfigurationError
 from videobatch.twelvelabs import limits
 from videobatch.twelvelabs.limits import AnalysisMode
+
+# How the API counts a batch's content hours is not documented; each plausible rule, the most cautious first:
+# ``per_request`` every request (window) with its whole video's duration, ``per_video`` each video once with its
+# whole duration, ``windows`` only the analysed windows. The default is the cautious one: a batch it accepts stays
+# within 2,000 hours under all three.
+ContentCounting = Literal["per_request", "per_video", "windows"]
+CONTENT_COUNTINGS: Final[tuple[str, ...]] = ("per_request", "per_video", "windows")
+
+
+def content_seconds(video_duration_seconds: float, windows: Sequence[Window], counting: ContentCounting) -> float:
+    """What one video counts towards a batch's content limit under ``counting``."""
+    if counting == "windows":
+        return sum(window.end_seconds - window.start_seconds for window in windows)
+    if counting == "per_video":
+        return video_duration_seconds
+    return video_duration_seconds * len(windows)
+
 
 # A partial batch goes out at once while at least this many slots are free: an idle slot earns nothing, and
 # waiting to fill it only delays the videos already there.
@@ -120,11 +136,11 @@ def plan_batches(
     max_items: int,
     max_content_seconds: float,
     max_wait_seconds: float,
-    count_windows_only: bool,
+    content_counting: ContentCounting,
 ) -> PackingPlan:
     """Plan the batches to send now; see the module docstring for the rules."""
     bounds = _checked_limits(max_items, max_content_seconds, max_wait_seconds)
-    queues, unpackable, wake_times = _screen(candidates, bounds, now=now, count_windows_only=count_windows_only)
+    queues, unpackable, wake_times = _screen(candidates, bounds, now=now, counting=content_counting)
     slots = max(free_slots, 0)  # more active batches than configured (e.g. a manual one) leaves no room, not an error
     batches = [
         _batch([c[4]], c[2], c[3], BatchTrigger.MAX_WAIT, bounds) for q in queues.values() for c in q if c[4].alone
@@ -141,7 +157,7 @@ def plan_batches(
 
 
 def _screen(
-    candidates: Sequence[PackCandidate], bounds: _Limits, *, now: datetime, count_windows_only: bool
+    candidates: Sequence[PackCandidate], bounds: _Limits, *, now: datetime, counting: ContentCounting
 ) -> tuple[dict[str, list[_Cost]], list[UnpackableItem], list[datetime]]:
     """Split candidates into per-mode queues (sorted oldest first), unpackable items and not-yet-eligible times."""
     now_ts = now.timestamp()
@@ -155,11 +171,7 @@ def _screen(
             continue  # a repeated read (e.g. overlapping pages) must not put one video twice into a batch
         seen.add(candidate.item_id)
         windows = candidate.windows
-        content = (
-            sum(w.end_seconds - w.start_seconds for w in windows)
-            if count_windows_only
-            else candidate.video_duration_seconds
-        )
+        content = content_seconds(candidate.video_duration_seconds, windows, counting)
         cost = (candidate.eligible_at.timestamp(), candidate.item_id, len(windows), content, candidate)
         if cost[2] > bounds.max_items or content > bounds.max_content_seconds:
             unpackable.append(UnpackableItem(item_id=candidate.item_id, failure=_unpackable_reason(cost, bounds)))
@@ -200,7 +212,7 @@ def _unpackable_reason(cost: _Cost, bounds: _Limits) -> FailureReason:
     return FailureReason(
         code="too_much_content",
         message=f"the video counts {content_seconds:g} s of content but a batch holds at most "
-        f"{bounds.max_content_seconds:g} s: raise MAX_CONTENT_SECONDS_PER_BATCH or enable COUNT_WINDOWS_ONLY",
+        f"{bounds.max_content_seconds:g} s: raise MAX_CONTENT_SECONDS_PER_BATCH or set CONTENT_COUNTING",
     )
 
 

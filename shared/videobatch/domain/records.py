@@ -27,6 +27,7 @@ from videobatch.domain.items import (
     custom_id_for,
     item_id_for,
 )
+from videobatch.domain.packing import ContentCounting, content_seconds
 from videobatch.twelvelabs.limits import AnalysisMode
 
 NOTE_LIMIT: Final = 1000
@@ -275,10 +276,9 @@ class ItemRecord(BaseModel):
         """Submissions that reached TwelveLabs: what max_attempts limits."""
         return max(self.attempts - self.released_attempts, 0)
 
-    def content_seconds(self, *, windows_only: bool) -> float:
-        if windows_only:
-            return sum(window.duration_seconds for window in self.windows)
-        return self.duration_seconds or 0.0
+    def content_seconds(self, counting: ContentCounting) -> float:
+        """What this video counts towards a batch's content limit (``domain.packing.content_seconds``)."""
+        return content_seconds(self.duration_seconds or 0.0, self.windows, counting)
 
 
 class BatchState(StrEnum):

@@ -97,6 +97,12 @@ def result_document(
             "submitted_at": rfc3339(item.submitted_at) if item.submitted_at else None,
             "batch_created_at": rfc3339(record.created_at),
         },
+        # A ready window may come with an error: the API marks a partial result so (a segmentation cut short).
+        "warnings": [
+            {"window": windows[custom_id].index, "code": line.warning.code, "message": line.warning.message}
+            for custom_id, line in ordered
+            if line.warning is not None
+        ],
         "result": {
             "media_type": merged.media_type,
             "truncated": merged.truncated,

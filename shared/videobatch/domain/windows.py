@@ -4,6 +4,10 @@ Splitting is balanced: a span needing n windows gets n windows of span/n seconds
 windows of 75 min, not 2 h + 30 min, because (a) a remainder split could leave a window below the API's 1 s minimum
 (a 2 h 0 min 0.5 s video), (b) a tiny tail window gives the model almost no context yet costs a request, and (c) equal
 windows produce comparably detailed results. The content billed is the same either way.
+
+Windows are planned at most ``MAX_PLANNED_WINDOW_SECONDS`` (2 h less a minute): the last window is sent without an
+``end_time`` (the platform's idea of the end may differ from the probe's), and a platform that measures the video a
+few seconds longer than the probe must still see a window within its 2 h limit.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from videobatch.domain.items import Window
 from videobatch.errors import InvalidInputError, RejectedUploadError, RequestValidationError
 from videobatch.twelvelabs import limits
 
+# The platform may measure a video longer than our probe (container padding, a last partial frame): this much.
+WINDOW_OVERRUN_MARGIN_SECONDS: Final = 60.0
+MAX_PLANNED_WINDOW_SECONDS: Final = limits.MAX_WINDOW_SECONDS - WINDOW_OVERRUN_MARGIN_SECONDS
+
 
 def plan_windows(
     duration_seconds: float, *, start_seconds: float | None = None, end_seconds: float | None = None
 ) -> list[Window]:
-    """Split ``[start, end]`` (default the whole video) into balanced windows of at most MAX_WINDOW_SECONDS.
+    """Split ``[start, end]`` (default the whole video) into balanced windows of at most MAX_PLANNED_WINDOW_SECONDS.
 
     A profile window reaching past the end of the video is clipped to the video.
     """
@@ -39,7 +47,7 @@ def plan_windows(
             f"the analysis window {start:g}-{end:g} s of this {duration_seconds:g} s video is {max(span, 0):g} s; "
             f"at least {limits.MIN_WINDOW_SECONDS:g} s is needed",
         )
-    count = math.ceil(span / limits.MAX_WINDOW_SECONDS)
+    count = math.ceil(span / MAX_PLANNED_WINDOW_SECONDS)
     bounds = [start + span * i / count for i in range(count)] + [end]
     return [Window(index=i, start_seconds=bounds[i], end_seconds=bounds[i + 1]) for i in range(count)]
 

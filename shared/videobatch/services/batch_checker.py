@@ -197,6 +197,7 @@ class BatchCheckService:
             if end is None:
                 self._finish(item, run.record, ready[index], run)
             elif end.parse_error is not None:
+                self._metrics.add_metric(name="ResultLinesUnparsable", unit="Count", value=1)
                 unreadable = f"TwelveLabs sent a result line the client could not read: {end.parse_error}"
                 self._settle_failure(item, "failed", "result_unparsable", unreadable, run)
             else:
@@ -236,7 +237,10 @@ class BatchCheckService:
             # This item's result cannot be stored: it fails alone with the reason, the batch goes on.
             run.failed += self._writer.fail(item, _result_failure(item, fault)) is not None
             return
-        if self._writer.finish(item, f"s3://{bucket}/{key}", key, merged) is not None:
+        warnings = tuple(line.warning.message for line in lines.values() if line.warning is not None)
+        if warnings:
+            self._metrics.add_metric(name="ResultWarnings", unit="Count", value=len(warnings))
+        if self._writer.finish(item, f"s3://{bucket}/{key}", key, merged, warnings) is not None:
             run.succeeded += 1
 
     def _response_format_type(self, item: ItemRecord) -> str | None:

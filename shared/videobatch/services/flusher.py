@@ -50,7 +50,7 @@ from videobatch.errors import (
 )
 from videobatch.services.asset_checker import assets_of
 from videobatch.services.lifecycle import ItemWriter
-from videobatch.services.ports import ItemStore, LeaseStore, MetricsSink, TwelveLabsFlushApi
+from videobatch.services.ports import BatchStore, ItemStore, LeaseStore, MetricsSink, TwelveLabsFlushApi
 from videobatch.services.reconciler import ReconcileService
 from videobatch.services.submissions import FoundBatch, RecordOutcome, SubmissionRecorder
 from videobatch.twelvelabs import limits
@@ -127,6 +127,7 @@ class FlushService:
         settings: Settings,
         clock: Clock,
         items: ItemStore,
+        batches: BatchStore,
         writer: ItemWriter,
         recorder: SubmissionRecorder,
         leases: LeaseStore,
@@ -140,6 +141,7 @@ class FlushService:
         self._settings = settings
         self._clock = clock
         self._items = items
+        self._batches = batches
         self._writer = writer
         self._recorder = recorder
         self._leases = leases
@@ -150,6 +152,7 @@ class FlushService:
         self._owner = owner or uuid.uuid4().hex
         self._lease_until = clock.now()
         self._waiting = False  # an eligible video waits (seen when the queue age is reported)
+        self._unknown: set[str] = set()  # our open batches in statuses the client does not know: counted as active
 
     def run(self) -> FlushSummary:
         # From DynamoDB alone, before the lease or any TwelveLabs call: a bad key or an API outage that fails every
@@ -176,6 +179,7 @@ class FlushService:
     # --- planning -----------------------------------------------------------------------------------------
 
     def _flush(self, summary: FlushSummary) -> None:
+        self._unknown = self._unknown_statuses()
         active = self._active_batches()
         if self._free_slots(active) <= 0 and self._waiting:
             active = self._watch_for_a_slot(active, summary)
@@ -195,7 +199,7 @@ class FlushService:
             max_items=settings.max_items_per_batch,
             max_content_seconds=settings.max_content_seconds_per_batch,
             max_wait_seconds=wait_allowance_seconds(summary.free_slots, settings.max_wait_seconds),
-            count_windows_only=settings.count_windows_only,
+            content_counting=settings.content_counting,
         )
         for unpackable in plan.unpackable:
             self._fail(queued[unpackable.item_id], unpackable.failure, summary)
@@ -207,7 +211,19 @@ class FlushService:
         return list(self._api.iter_batches(status=ACTIVE_STATUSES, page_limit=limits.MAX_PAGE_LIMIT))
 
     def _free_slots(self, active: Sequence[Batch]) -> int:
-        return self._settings.max_active_batches - self._settings.reserved_batch_slots - len(active)
+        unlisted = self._unknown - {batch.batch_id for batch in active}
+        used = len(active) + len(unlisted)
+        return self._settings.max_active_batches - self._settings.reserved_batch_slots - used
+
+    def _unknown_statuses(self) -> set[str]:
+        """Our open batches last seen in a status the client does not know (a new one the API added): a filter on
+        the known active statuses may not list them, yet they may well hold a slot, so they count as active."""
+        known = limits.ACTIVE_BATCH_STATUSES | limits.TERMINAL_BATCH_STATUSES
+        unknown = {progress.batch_id for progress in self._batches.iter_open() if progress.api_status not in known}
+        if unknown:
+            logger.warning("open batches in an unknown status count as active", extra={"batches": len(unknown)})
+            self._metrics.add_metric(name="UnknownBatchStatuses", unit="Count", value=len(unknown))
+        return unknown
 
     def _watch_for_a_slot(self, active: list[Batch], summary: FlushSummary) -> list[Batch]:
         """Videos wait and every slot is busy, but a batch is on its last items (none queued): watch for it to end,
@@ -551,8 +567,7 @@ def _unattributed(error: Exception) -> bool:
 
 def _part_of(planned: PlannedBatch, items: Sequence[ItemRecord], settings: Settings) -> PlannedBatch:
     """The plan of a batch narrowed to ``items`` (for the claim record and the Batch Submitted event)."""
-    windows_only = settings.count_windows_only
-    content = sum(item.content_seconds(windows_only=windows_only) for item in items)
+    content = sum(item.content_seconds(settings.content_counting) for item in items)
     requests = sum(len(item.windows) for item in items)
     keep = {item.item_id for item in items}
     return planned.model_copy(

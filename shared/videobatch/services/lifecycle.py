@@ -117,13 +117,21 @@ class ItemWriter:
         """A claimed item back to the queue: no batch was made for it."""
         return self.save(item.release(note, now=self._clock.now(), eligible_at=eligible_at), item)
 
-    def finish(self, item: ItemRecord, result_uri: str, result_key: str, merged: MergedResult) -> ItemRecord | None:
+    def finish(
+        self,
+        item: ItemRecord,
+        result_uri: str,
+        result_key: str,
+        merged: MergedResult,
+        warnings: tuple[str, ...] = (),
+    ) -> ItemRecord | None:
         now = self._clock.now()
         stored = self.save(item.finish(result_key, now=now), item)
         if stored is not None:
             self._metrics.add_metric(name="ItemsSucceeded", unit="Count", value=1)
             logger.info("item done", extra={"item_id": item.item_id, "batch_id": item.batch_id})
-            self._events.publish([item_succeeded_event(stored, merged, result_uri, now=now)])
+            event = item_succeeded_event(stored, merged, result_uri, now=now, warnings=warnings)
+            self._events.publish([event])
         return stored
 
     def _failed(self, item: ItemRecord, failure: FailureReason, stage: FailureStage) -> None:

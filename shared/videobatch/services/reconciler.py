@@ -178,8 +178,8 @@ class ReconcileService:
             return None
         if held == claim.item_ids:
             return claim
-        windows_only = self._settings.count_windows_only
-        content = sum(items[i].content_seconds(windows_only=windows_only) for i in held)
+        counting = self._settings.content_counting
+        content = sum(items[i].content_seconds(counting) for i in held)
         narrowed = claim.narrowed(held, content)
         return self.recorder.save_claim(narrowed, claim)
 

@@ -233,7 +233,7 @@ class SubmissionRecorder:
         self, found: FoundBatch, analysis_mode: AnalysisMode, claim_id: str, members: Sequence[ItemRecord]
     ) -> BatchRecord:
         """The one definition of a batch record (its expiry check is ``schedule_expiry_check``'s)."""
-        windows_only = self._settings.count_windows_only
+        counting = self._settings.content_counting
         return BatchRecord(
             batch_id=found.batch_id,
             analysis_mode=analysis_mode,
@@ -243,7 +243,7 @@ class SubmissionRecorder:
             item_ids=tuple(item.item_id for item in members),
             windows=tuple(len(item.windows) for item in members),
             attempts=tuple(item.attempts for item in members),
-            content_seconds=sum(item.content_seconds(windows_only=windows_only) for item in members),
+            content_seconds=sum(item.content_seconds(counting) for item in members),
         )
 
     def schedule_expiry_check(self, batch_id: str, expires_at: datetime) -> None:
@@ -263,7 +263,7 @@ class SubmissionRecorder:
             return
         now = self._clock.now()
         oldest = min(item.queued_at or item.created_at for item in members)
-        content = sum(item.content_seconds(windows_only=self._settings.count_windows_only) for item in members)
+        content = sum(item.content_seconds(self._settings.content_counting) for item in members)
         if content <= 0:
             return
         self._events.publish(

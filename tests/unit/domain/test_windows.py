@@ -7,6 +7,7 @@ import pytest
 
 from videobatch.domain.items import Window
 from videobatch.domain.windows import (
+    MAX_PLANNED_WINDOW_SECONDS,
     MergedResult,
     TimeBounds,
     WindowResult,
@@ -27,10 +28,13 @@ H = 3600.0
     [
         (1.0, None, None, [(0, 1.0)]),
         (60.0, None, None, [(0, 60.0)]),
-        (2 * H, None, None, [(0, 2 * H)]),
+        (2 * H - 60, None, None, [(0, 2 * H - 60)]),
+        # Within a minute of 2 h: two windows, so a platform measuring the video a little longer stays in limits.
+        (2 * H, None, None, [(0, H), (H, 2 * H)]),
         (2 * H + 0.5, None, None, [(0, H + 0.25), (H + 0.25, 2 * H + 0.5)]),
         (2.5 * H, None, None, [(0, 1.25 * H), (1.25 * H, 2.5 * H)]),
-        (4 * H, None, None, [(0, 2 * H), (2 * H, 4 * H)]),
+        (4 * H - 120, None, None, [(0, 2 * H - 60), (2 * H - 60, 4 * H - 120)]),
+        (4 * H, None, None, [(0, 4800.0), (4800.0, 9600.0), (9600.0, 4 * H)]),
         # A profile window: only [start, end] is analysed.
         (3 * H, 600.0, 1200.0, [(600.0, 1200.0)]),
         (3 * H, 600.0, None, [(600.0, 5700.0), (5700.0, 3 * H)]),
@@ -55,7 +59,7 @@ def test_planned_windows_cover_the_video_within_limits(duration: float) -> None:
     for left, right in itertools.pairwise(windows):
         assert left.end_seconds == right.start_seconds
     for window in windows:
-        assert limits.MIN_WINDOW_SECONDS <= window.duration_seconds <= limits.MAX_WINDOW_SECONDS
+        assert limits.MIN_WINDOW_SECONDS <= window.duration_seconds <= MAX_PLANNED_WINDOW_SECONDS
     assert max(w.duration_seconds for w in windows) - min(w.duration_seconds for w in windows) < 1e-6
 
 
