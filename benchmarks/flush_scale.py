@@ -257,7 +257,7 @@ def plan(records: list[ItemRecord], settings: Settings, now: datetime) -> Any:
         max_items=settings.max_items_per_batch,
         max_content_seconds=settings.max_content_seconds_per_batch,
         max_wait_seconds=settings.max_wait_seconds,
-        count_windows_only=settings.count_windows_only,
+        content_counting=settings.content_counting,
     )
 
 

@@ -31,6 +31,10 @@ class Settings(BaseModel):
     scheduler_group_name: str = "default"
     scheduler_role_arn: str = ""
     batch_checker_arn: str = ""
+    # The flusher, started by the batch checker when it frees a slot (empty: only its schedule runs it).
+    flusher_arn: str = ""
+    # Name or ARN of the secret holding the webhook signing secret; empty: webhooks are off.
+    webhook_secret: str = ""
     max_active_batches: int = Field(default=limits.MAX_ACTIVE_BATCHES, ge=1, le=limits.MAX_ACTIVE_BATCHES)
     reserved_batch_slots: int = Field(default=0, ge=0, le=limits.MAX_ACTIVE_BATCHES - 1)
     max_items_per_batch: int = Field(default=limits.MAX_REQUESTS_PER_BATCH, ge=1, le=limits.MAX_REQUESTS_PER_BATCH)

@@ -28,10 +28,13 @@ from videobatch.services.ports import (
     ClaimStore,
     EventPublisher,
     ExpiryScheduler,
+    FunctionInvoker,
     ItemStore,
     LeaseStore,
     MetricsSink,
     ObjectStore,
+    ReplayGuard,
+    SecretValue,
     TwelveLabsApi,
 )
 
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     from videobatch.services.reconciler import ReconcileService
     from videobatch.services.submissions import SubmissionRecorder
     from videobatch.services.sweeper import SweepService
+    from videobatch.services.webhooks import WebhookService
 
 # Leave the handler this long after the last API call's budget to record what happened before Lambda stops it.
 LAMBDA_MARGIN_SECONDS: Final = 10.0
@@ -104,6 +108,9 @@ class Runtime:
     scheduler: ExpiryScheduler
     profiles: ProfileSet
     metrics: MetricsSink
+    invoker: FunctionInvoker
+    replays: ReplayGuard
+    webhook_secret: SecretValue | None = None  # None: webhooks are off
     budget: InvocationBudget = field(default_factory=InvocationBudget)
     twelvelabs_statuses: TwelveLabsStatuses = field(default_factory=TwelveLabsStatuses)
 
@@ -213,6 +220,22 @@ class Runtime:
         )
         return SweepService(settings=self.settings, clock=self.clock, ports=ports, metrics=self.metrics)
 
+    def webhook_service(self) -> WebhookService:
+        from videobatch.errors import ConfigurationError
+        from videobatch.services.webhooks import WebhookService
+
+        if self.webhook_secret is None:
+            raise ConfigurationError("webhooks are off: WEBHOOK_SECRET names no secret")
+        return WebhookService(
+            clock=self.clock,
+            secret=self.webhook_secret,
+            replays=self.replays,
+            batches=self.batches,
+            twelvelabs=self.twelvelabs,
+            invoker=self.invoker,
+            metrics=self.metrics,
+        )
+
     def batch_check_service(self) -> BatchCheckService:
         from videobatch.services.batch_checker import BatchCheckService
 
@@ -228,6 +251,7 @@ class Runtime:
             twelvelabs=self.twelvelabs,
             profiles=self.profiles,
             metrics=self.metrics,
+            invoker=self.invoker,
         )
 
 
@@ -269,8 +293,10 @@ def build_runtime(
         DynamoClaimRepository,
         DynamoItemRepository,
         DynamoLeaseStore,
+        DynamoReplayGuard,
     )
     from videobatch.adapters.events import EventBridgePublisher
+    from videobatch.adapters.invoker import LambdaInvoker
     from videobatch.adapters.s3 import S3ObjectStore
     from videobatch.adapters.scheduler import BatchExpiryScheduler
     from videobatch.adapters.secrets import SecretApiKeyProvider
@@ -311,6 +337,15 @@ def build_runtime(
         ),
         profiles=profiles or load_default_profiles(),
         metrics=metrics_sink or metrics,
+        invoker=LambdaInvoker(
+            client("lambda"), {"flusher": settings.flusher_arn, "batch_checker": settings.batch_checker_arn}
+        ),
+        replays=DynamoReplayGuard(dynamodb, settings.table_name),
+        webhook_secret=(
+            SecretApiKeyProvider(client("secretsmanager"), settings.webhook_secret, json_field="secret")
+            if settings.webhook_secret
+            else None
+        ),
         budget=budget,
         twelvelabs_statuses=statuses,
     )

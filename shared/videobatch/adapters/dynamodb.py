@@ -395,6 +395,19 @@ class DynamoLeaseStore(_Table):
         return True
 
 
+class DynamoReplayGuard(_Table):
+    """Webhook signatures seen: ``pk = WEBHOOK#{digest}``, ``sk = SEEN``, removed by TTL once too old to replay."""
+
+    def first_seen(self, signature: str, *, now: datetime, remember_seconds: float) -> bool:
+        attributes = {
+            "pk": {"S": f"WEBHOOK#{signature}"},
+            "sk": {"S": "SEEN"},
+            "seen_at": {"S": sort_stamp(now)},
+            "ttl": {"N": str(int(now.timestamp() + remember_seconds))},
+        }
+        return self._put(attributes, "attribute_not_exists(#pk)")
+
+
 def _epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlencode
 
 from videobatch.adapters.s3 import check_s3_key
@@ -368,3 +368,34 @@ class MemoryMetrics:
     def total(self, name: str) -> float:
         with self._lock:
             return sum(self.values.get(name, []))
+
+
+class MemoryReplayGuard:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, datetime] = {}
+
+    def first_seen(self, signature: str, *, now: datetime, remember_seconds: float) -> bool:
+        with self._lock:
+            self._seen = {s: until for s, until in self._seen.items() if until > now}  # what TTL would remove
+            if signature in self._seen:
+                return False
+            self._seen[signature] = now + timedelta(seconds=remember_seconds)
+            return True
+
+
+class MemoryInvoker:
+    """Records the asynchronous invocations asked for; a wiring (the simulation) delivers them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+
+    def invoke_async(self, function: str, payload: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.requests.append((function, dict(payload)))
+
+    def drain(self) -> list[tuple[str, dict[str, Any]]]:
+        with self._lock:
+            drained, self.requests = self.requests, []
+            return drained

@@ -22,11 +22,18 @@ DEFAULT_MAX_AGE_SECONDS: Final = 300
 
 class SecretApiKeyProvider:
     def __init__(
-        self, client: SecretsManagerClient, secret_name: str, *, max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS
+        self,
+        client: SecretsManagerClient,
+        secret_name: str,
+        *,
+        max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS,
+        json_field: str = "api_key",
     ) -> None:
+        """``json_field``: the field holding the value when the secret is JSON (the webhook secret: "secret")."""
         self._provider = SecretsProvider(boto3_client=client)
         self._name = secret_name
         self._max_age = max_age_seconds
+        self._field = json_field
 
     def __call__(self) -> str:
         return self.get()
@@ -48,10 +55,10 @@ class SecretApiKeyProvider:
             value = value.decode("utf-8")
         if not isinstance(value, str) or not value.strip():
             raise ConfigurationError(f"secret {self._name} holds no TwelveLabs API key")
-        return _extract_key(value.strip(), self._name)
+        return _extract_key(value.strip(), self._name, self._field)
 
 
-def _extract_key(value: str, name: str) -> str:
+def _extract_key(value: str, name: str, field: str) -> str:
     if not value.startswith("{"):
         return value
     import json
@@ -60,7 +67,7 @@ def _extract_key(value: str, name: str) -> str:
         document = json.loads(value)
     except ValueError as error:
         raise ConfigurationError(f"secret {name} looks like JSON but does not parse") from error
-    key = document.get("api_key") if isinstance(document, dict) else None
+    key = document.get(field) if isinstance(document, dict) else None
     if not isinstance(key, str) or not key:
-        raise ConfigurationError(f"secret {name} is JSON without a non-empty 'api_key' field")
+        raise ConfigurationError(f"secret {name} is JSON without a non-empty {field!r} field")
     return key

@@ -38,7 +38,14 @@ from videobatch.errors import (
     is_pipeline_fault,
 )
 from videobatch.services.lifecycle import ItemWriter
-from videobatch.services.ports import BatchStore, ItemStore, MetricsSink, ObjectStore, TwelveLabsBatches
+from videobatch.services.ports import (
+    BatchStore,
+    FunctionInvoker,
+    ItemStore,
+    MetricsSink,
+    ObjectStore,
+    TwelveLabsBatches,
+)
 from videobatch.services.submissions import SubmissionRecorder
 from videobatch.twelvelabs import limits
 from videobatch.twelvelabs.models import Batch, BatchResultItem
@@ -81,6 +88,7 @@ class BatchCheckService:
         twelvelabs: TwelveLabsBatches,
         profiles: ProfileSet,
         metrics: MetricsSink,
+        invoker: FunctionInvoker,
         policy: RequeuePolicy | None = None,
     ) -> None:
         """``items``/``batches`` are read here; ``writer`` and ``recorder`` make every write."""
@@ -94,6 +102,7 @@ class BatchCheckService:
         self._api = twelvelabs
         self._profiles = profiles
         self._metrics = metrics
+        self._invoker = invoker
         self._policy = policy or RequeuePolicy(max_attempts=settings.max_attempts)
 
     def check_open(self) -> BatchCheckSummary:
@@ -103,6 +112,7 @@ class BatchCheckService:
         for progress in list(self._batches.iter_open()):
             self._check_isolated(progress, summary)
         summary.lost_races = self._writer.lost_races - races_before
+        self._refill(summary)
         return summary
 
     def check(self, batch_id: str) -> BatchCheckSummary:
@@ -114,7 +124,18 @@ class BatchCheckService:
             return summary
         self._check_isolated(progress, summary)
         summary.lost_races = self._writer.lost_races - races_before
+        self._refill(summary)
         return summary
+
+    def _refill(self, summary: BatchCheckSummary) -> None:
+        """A closed batch freed a slot: start the flusher now rather than at its next scheduled run. Best effort:
+        the schedule runs it within a minute anyway."""
+        if not summary.batches_closed:
+            return
+        try:
+            self._invoker.invoke_async("flusher", {"source": "batch-checker", "batches_closed": summary.batches_closed})
+        except VideoBatchError as error:
+            logger.warning("flusher not started after a batch closed", extra={"error": str(error)})
 
     def _report_oldest_submitted(self) -> None:
         """From DynamoDB before any TwelveLabs call: the item longest in flight (claimed or submitted, since its claim).

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         CompletedChunk,
         MultipartUpload,
         Page,
+        Task,
     )
 
 
@@ -138,6 +139,7 @@ class TwelveLabsBatches(Protocol):
         self, *, page_limit: int | None = None, status: Sequence[BatchStatus] | None = None
     ) -> Iterator[Batch]: ...
     def stream_batch_results(self, batch_id: str) -> AbstractContextManager[Iterator[BatchResultItem]]: ...
+    def retrieve_task(self, task_id: str) -> Task: ...
 
 
 class TwelveLabsFlushApi(TwelveLabsBatches, TwelveLabsAssets, Protocol):
@@ -148,3 +150,22 @@ class TwelveLabsApi(TwelveLabsFlushApi, Protocol):
     """All of ``TwelveLabsClient`` the pipeline uses: what the runtime holds (and closes)."""
 
     def close(self) -> None: ...
+
+
+class FunctionInvoker(Protocol):
+    """Starts another of the stack's functions at once, asynchronously (Lambda's Event invocation)."""
+
+    def invoke_async(self, function: str, payload: Mapping[str, Any]) -> None: ...
+
+
+class ReplayGuard(Protocol):
+    """Remembers webhook signatures: True the first time one is seen, False for a replay."""
+
+    def first_seen(self, signature: str, *, now: datetime, remember_seconds: float) -> bool: ...
+
+
+class SecretValue(Protocol):
+    """A secret read through a cache (``get``) or fresh (``refresh``), as the API key provider does."""
+
+    def get(self) -> str: ...
+    def refresh(self) -> str: ...

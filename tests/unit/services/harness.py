@@ -20,9 +20,11 @@ from videobatch.adapters.dynamodb import (
     DynamoClaimRepository,
     DynamoItemRepository,
     DynamoLeaseStore,
+    DynamoReplayGuard,
     create_table,
 )
 from videobatch.adapters.events import EventBridgePublisher
+from videobatch.adapters.memory import MemoryInvoker
 from videobatch.adapters.s3 import S3ObjectStore
 from videobatch.adapters.scheduler import BatchExpiryScheduler
 from videobatch.clock import ManualClock
@@ -90,6 +92,8 @@ class Stack:
             role_arn=self.settings.scheduler_role_arn,
         )
         self.twelvelabs = TwelveLabsClient(API_KEY, base_url=self.emulator.api_url, clock=self.clock)
+        # What the services ask Lambda to start (the flusher after a batch closes): recorded, not run.
+        self.invoker = MemoryInvoker()
         # The services are wired exactly as the Lambdas wire them (Runtime), over these adapters.
         self.runtime = Runtime(
             settings=self.settings,
@@ -104,6 +108,8 @@ class Stack:
             scheduler=self.scheduler,
             profiles=self.profiles,
             metrics=self.metrics,
+            invoker=self.invoker,
+            replays=DynamoReplayGuard(self.dynamodb, self.settings.table_name),
         )
 
     def overwrite_item(self, item: ItemRecord) -> None:

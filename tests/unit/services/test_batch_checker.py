@@ -38,6 +38,8 @@ def test_results_are_merged_written_and_reported(stack: Stack, videos: dict[str,
     assert progress.state is BatchState.CLOSED
     assert stack.checker().check_open().batches_checked == 0
     assert stack.metrics.total("ItemsSucceeded") == 2
+    # The slot it freed is refilled now, not at the flusher's next scheduled run.
+    assert [function for function, _ in stack.invoker.drain()] == ["flusher"]
 
 
 def test_items_finish_while_the_batch_still_runs(stack: Stack, videos: dict[str, Path]) -> None:
