@@ -1,4 +1,5 @@
-"""Lambda entry point of the ingest function: S3 "Object Created" events from the ingest queue (SQS).
+"""Lambda entry point of the ingest function: S3 "Object Created" (and "Object Deleted") events from the ingest
+queue (SQS).
 
 Each message is handled on its own; failures are reported per message (ReportBatchItemFailures), so only those
 are redelivered, and after the queue's maxReceiveCount they land in the dead-letter queue, never lost. When every
@@ -16,7 +17,7 @@ from videobatch.domain.items import item_id_for
 from videobatch.errors import InvalidInputError, VideoBatchError
 from videobatch.handler import Event, LambdaContext, lambda_handler, logger, metrics
 from videobatch.runtime import get_runtime
-from videobatch.services.ingest import parse_object_created
+from videobatch.services.lifecycle_events import ObjectDeletedEvent, parse_s3_event
 
 # Per-record log keys: every line logged while one message is handled names its upload.
 RECORD_KEYS = ("message_id", "item_id", "key")
@@ -37,10 +38,17 @@ def sqs_records(event: Any) -> Sequence[Mapping[str, Any]]:
 def record_handler(record: Mapping[str, Any]) -> None:
     logger.append_keys(message_id=record.get("messageId"))
     try:
-        event = parse_object_created(record.get("body") or "")
+        event = parse_s3_event(record.get("body") or "")
+        if isinstance(event, ObjectDeletedEvent):
+            logger.append_keys(key=event.detail.object.key)
+            deleted = get_runtime().deletion_service().handle(event)
+            logger.info("deletion handled", extra={"failed": deleted.items_failed, "kept": deleted.items_kept})
+            return
         s3_object = event.detail.object
+        pinned = event.detail.videobatch.profile if event.detail.videobatch else None
         logger.append_keys(
-            key=s3_object.key, item_id=item_id_for(event.detail.bucket.name, s3_object.key, s3_object.version_id)
+            key=s3_object.key,
+            item_id=item_id_for(event.detail.bucket.name, s3_object.key, s3_object.version_id, pinned),
         )
         result = get_runtime().ingest_service().handle(event)
         logger.info("upload ingested", extra={"outcome": result.outcome.value})

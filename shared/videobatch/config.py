@@ -6,6 +6,7 @@ The environment variable names here are the contract between template.yaml, the 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -53,6 +54,12 @@ class Settings(BaseModel):
     # Item writes of one claim or submission in flight at once (1: one after the other).
     item_write_concurrency: int = Field(default=16, ge=1, le=64)
     asset_timeout_seconds: float = Field(default=6 * 3600.0, gt=0)
+    # after_result: a terminal item's TwelveLabs asset is deleted (the template's DeleteAssets).
+    delete_assets: Literal["never", "after_result"] = "never"
+    # Where profiles are read from at run time, "ssm:<parameter name>" or "s3://<bucket>/<key>"; empty: the
+    # layer's profiles.json (the template's ProfilesParameterName / ProfilesObject). Re-read after max age.
+    profiles_source: str = Field(default="", pattern=r"^$|^ssm:/.+|^s3://[^/]+/.+")
+    profiles_max_age_seconds: float = Field(default=300.0, ge=0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

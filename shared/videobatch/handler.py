@@ -90,6 +90,7 @@ def _logged(run: Handler, function: FunctionName) -> LambdaEntryPoint:
         runtime: Runtime | None = None
         try:
             runtime = get_runtime()
+            runtime.refresh_profiles()  # a new valid version of PROFILES_SOURCE, if there is one (max age)
             runtime.budget.bind(context)
             runtime.twelvelabs_statuses.take()  # what an earlier run left uncounted is not this run's
             returned = _as_dict(run(event, context))

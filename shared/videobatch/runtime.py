@@ -22,10 +22,12 @@ from botocore.config import Config
 
 from videobatch.clock import Clock, SystemClock
 from videobatch.config import Settings
+from videobatch.domain.policy import RequeuePolicy
 from videobatch.domain.profiles import ProfileSet, load_default_profiles
 from videobatch.services.ports import (
     BatchStore,
     ClaimStore,
+    ControlStore,
     EventPublisher,
     ExpiryScheduler,
     FunctionInvoker,
@@ -33,6 +35,7 @@ from videobatch.services.ports import (
     LeaseStore,
     MetricsSink,
     ObjectStore,
+    OutcomeLedger,
     ReplayGuard,
     SecretValue,
     TwelveLabsApi,
@@ -41,11 +44,13 @@ from videobatch.services.ports import (
 if TYPE_CHECKING:
     # Each handler imports only what it runs: the services (and their domain) are imported by the factory that
     # builds them, the adapters by build_runtime.
+    from videobatch.adapters.profiles_source import ProfileSource
     from videobatch.services.asset_checker import AssetCheckService
     from videobatch.services.batch_checker import BatchCheckService
     from videobatch.services.flusher import FlushService
     from videobatch.services.ingest import IngestService
     from videobatch.services.lifecycle import ItemWriter
+    from videobatch.services.lifecycle_events import ObjectDeletedService
     from videobatch.services.reconciler import ReconcileService
     from videobatch.services.submissions import SubmissionRecorder
     from videobatch.services.sweeper import SweepService
@@ -113,20 +118,34 @@ class Runtime:
     webhook_secret: SecretValue | None = None  # None: webhooks are off
     budget: InvocationBudget = field(default_factory=InvocationBudget)
     twelvelabs_statuses: TwelveLabsStatuses = field(default_factory=TwelveLabsStatuses)
+    # The operators' records (optional so a runtime of the pipeline's core ports alone still works).
+    ledger: OutcomeLedger | None = None
+    control: ControlStore | None = None
+    # PROFILES_SOURCE set: profiles re-read (max age) and validated at the start of every run.
+    profile_source: ProfileSource | None = None
 
     def __post_init__(self) -> None:
         self.profiles.check_results_prefix(self.settings.results_prefix)
+
+    def refresh_profiles(self) -> None:
+        """The newest valid profiles of the source (the handler asks before every run; services built after it
+        see them). Without a source the layer's profiles stay."""
+        if self.profile_source is not None:
+            self.profiles = self.profile_source.current(self.metrics)
 
     def item_writer(self) -> ItemWriter:
         """A writer per service: its lost-race count is that service's."""
         from videobatch.services.lifecycle import ItemWriter
 
+        cleanup = self.twelvelabs if self.settings.delete_assets == "after_result" else None
         return ItemWriter(
             items=self.items,
             events=self.events,
             metrics=self.metrics,
             clock=self.clock,
             write_concurrency=self.settings.item_write_concurrency,
+            ledger=self.ledger,
+            asset_cleanup=cleanup,
         )
 
     def submission_recorder(self, writer: ItemWriter | None = None) -> SubmissionRecorder:
@@ -153,6 +172,19 @@ class Runtime:
             writer=self.item_writer(),
             objects=self.objects,
             assets=self.twelvelabs,
+            profiles=self.profiles,
+        )
+
+    def deletion_service(self) -> ObjectDeletedService:
+        """S3 "Object Deleted" events (they arrive on the ingest queue, beside the uploads)."""
+        from videobatch.services.lifecycle_events import ObjectDeletedService
+
+        return ObjectDeletedService(
+            settings=self.settings,
+            clock=self.clock,
+            items=self.items,
+            writer=self.item_writer(),
+            lister=self.objects,
             profiles=self.profiles,
         )
 
@@ -186,6 +218,7 @@ class Runtime:
             metrics=self.metrics,
             reconciler=self.reconcile_service(),
             owner=owner,
+            control=self.control,
         )
 
     def reconcile_service(self) -> ReconcileService:
@@ -203,6 +236,7 @@ class Runtime:
 
     def sweep_service(self) -> SweepService:
         """Every repair (also what the ops CLI runs): ``runtime.sweep_service().run()`` -> SweepSummary."""
+        from videobatch.services.asset_janitor import OrphanAssetSweep
         from videobatch.services.sweeper import SweepPorts, SweepService
 
         writer = self.item_writer()
@@ -217,6 +251,14 @@ class Runtime:
             reconciler=self.reconcile_service(),
             asset_checker=self.asset_check_service(),
             batch_checker=self.batch_check_service(),
+            asset_janitor=OrphanAssetSweep(
+                settings=self.settings,
+                clock=self.clock,
+                items=self.items,
+                leases=self.leases,
+                assets=self.twelvelabs,
+                metrics=self.metrics,
+            ),
         )
         return SweepService(settings=self.settings, clock=self.clock, ports=ports, metrics=self.metrics)
 
@@ -236,7 +278,8 @@ class Runtime:
             metrics=self.metrics,
         )
 
-    def batch_check_service(self) -> BatchCheckService:
+    def batch_check_service(self, policy: RequeuePolicy | None = None) -> BatchCheckService:
+        """``policy``: an operator's cancel decides canceled items its own way (services.operations)."""
         from videobatch.services.batch_checker import BatchCheckService
 
         writer = self.item_writer()
@@ -252,6 +295,7 @@ class Runtime:
             profiles=self.profiles,
             metrics=self.metrics,
             invoker=self.invoker,
+            policy=policy,
         )
 
 
@@ -288,6 +332,7 @@ def build_runtime(
     The API key is read through ``SecretApiKeyProvider``: cached 5 minutes, re-read at once when TwelveLabs refuses
     it, so a key stored after deploy (or rotated) is used without a cold start.
     """
+    from videobatch.adapters.control import DynamoControlStore
     from videobatch.adapters.dynamodb import (
         DynamoBatchRepository,
         DynamoClaimRepository,
@@ -297,6 +342,8 @@ def build_runtime(
     )
     from videobatch.adapters.events import EventBridgePublisher
     from videobatch.adapters.invoker import LambdaInvoker
+    from videobatch.adapters.ledger import DynamoOutcomeLedger
+    from videobatch.adapters.profiles_source import profile_source
     from videobatch.adapters.s3 import S3ObjectStore
     from videobatch.adapters.scheduler import BatchExpiryScheduler
     from videobatch.adapters.secrets import SecretApiKeyProvider
@@ -312,6 +359,15 @@ def build_runtime(
 
     dynamodb = client("dynamodb")
     key = api_key or SecretApiKeyProvider(client("secretsmanager"), settings.twelvelabs_api_key_secret)
+    source = None
+    if profiles is None and settings.profiles_source:
+        source = profile_source(
+            settings.profiles_source,
+            aws,
+            max_age_seconds=settings.profiles_max_age_seconds,
+            results_prefix=settings.results_prefix,
+        )
+        profiles = source.current(metrics_sink or metrics)
     return Runtime(
         settings=settings,
         clock=clock,
@@ -348,6 +404,9 @@ def build_runtime(
         ),
         budget=budget,
         twelvelabs_statuses=statuses,
+        ledger=DynamoOutcomeLedger(dynamodb, settings.table_name),
+        control=DynamoControlStore(dynamodb, settings.table_name),
+        profile_source=source,
     )
 
 

@@ -17,6 +17,7 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
+from videobatch.adapters.control import DynamoControlStore
 from videobatch.adapters.dynamodb import (
     DynamoBatchRepository,
     DynamoClaimRepository,
@@ -25,26 +26,34 @@ from videobatch.adapters.dynamodb import (
     create_table,
 )
 from videobatch.adapters.events import EventBridgePublisher
+from videobatch.adapters.ledger import DynamoOutcomeLedger
 from videobatch.adapters.memory import (
     MemoryBatchStore,
     MemoryClaimStore,
+    MemoryControlStore,
     MemoryEventBus,
     MemoryItemStore,
     MemoryLeaseStore,
     MemoryObjectStore,
+    MemoryOutcomeLedger,
     MemoryScheduler,
+    MemoryUploadQueue,
 )
 from videobatch.adapters.s3 import S3ObjectStore
 from videobatch.adapters.scheduler import BatchExpiryScheduler, schedule_name
+from videobatch.adapters.sqs import SqsUploadQueue
 from videobatch.services.ports import (
     BatchStore,
     ClaimStore,
+    ControlStore,
     EventPublisher,
     ExpiryScheduler,
     ItemStore,
     LeaseStore,
     ObjectRef,
     ObjectStore,
+    OutcomeLedger,
+    UploadQueue,
 )
 
 REGION = "us-east-1"
@@ -65,10 +74,25 @@ class Backend:
     objects: ObjectStore
     events: EventPublisher
     scheduler: ExpiryScheduler
+    ledger: OutcomeLedger
+    control: ControlStore
+    uploads: UploadQueue
     _s3: Any = None
     _sqs: Any = None
     _queue_url: str = ""
     _scheduler_client: Any = None
+    _uploads_url: str = ""
+
+    def uploaded(self) -> list[Any]:
+        """Every event sent to the upload queue so far (decoded), in the order sent."""
+        if isinstance(self.uploads, MemoryUploadQueue):
+            return [json.loads(body) for body in self.uploads.sent]
+        found: list[Any] = []
+        while messages := self._sqs.receive_message(QueueUrl=self._uploads_url, MaxNumberOfMessages=10).get("Messages"):
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                self._sqs.delete_message(QueueUrl=self._uploads_url, ReceiptHandle=message["ReceiptHandle"])
+        return found
 
     def upload(self, key: str, body: bytes, content_type: str | None = None) -> ObjectRef:
         """Put an object as an uploader would; returns the exact version."""
@@ -121,6 +145,9 @@ def _memory() -> Backend:
         objects=MemoryObjectStore(),
         events=MemoryEventBus(),
         scheduler=MemoryScheduler(),
+        ledger=MemoryOutcomeLedger(),
+        control=MemoryControlStore(),
+        uploads=MemoryUploadQueue(),
     )
 
 
@@ -138,6 +165,7 @@ def _moto() -> Backend:
     events.put_rule(Name="all", EventBusName=BUS, EventPattern=json.dumps({"source": ["videobatch"]}))
     events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
     scheduler_client = boto3.client("scheduler", region_name=REGION)
+    uploads_url = sqs.create_queue(QueueName="ingest")["QueueUrl"]
     return Backend(
         name="moto",
         items=DynamoItemRepository(dynamodb, TABLE),
@@ -152,6 +180,10 @@ def _moto() -> Backend:
             target_arn="arn:aws:lambda:us-east-1:123456789012:function:checker",
             role_arn="arn:aws:iam::123456789012:role/scheduler",
         ),
+        ledger=DynamoOutcomeLedger(dynamodb, TABLE),
+        control=DynamoControlStore(dynamodb, TABLE),
+        uploads=SqsUploadQueue(sqs, uploads_url),
+        _uploads_url=uploads_url,
         _s3=s3,
         _sqs=sqs,
         _queue_url=queue_url,

@@ -54,10 +54,25 @@ def test_the_pipeline_through_its_handlers(stack: Stack, videos: dict[str, Path]
     assert checker.handler({"batch_id": batch.batch_id}, FakeContext())["work_done"] == 2
     assert checker.handler({"detail-type": "Scheduled Event"}, FakeContext())["batches_checked"] == 0
     keys = sorted(o["Key"] for o in stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="results/")["Contents"])
-    assert keys == ["results/in/0.mp4.json", "results/in/1.mp4.json"]
+    # The results, and the stable address of each key's latest result (a pointer).
+    assert keys == [
+        "results/in/0.mp4.json",
+        "results/in/1.mp4.json",
+        "results/latest/in/0.mp4.json",
+        "results/latest/in/1.mp4.json",
+    ]
 
 
 @pytest.mark.parametrize(("event", "message"), [({"batch_id": 42}, "non-empty string"), ([], "must be an object")])
 def test_batch_checker_rejects_a_malformed_event(event: object, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         load_handler("batch_checker").batch_id_of(event)
+
+
+def test_batch_checker_reads_an_operators_cancel_and_refuses_a_malformed_one() -> None:
+    handler = load_handler("batch_checker")
+    assert handler.operator_cancel_of({"batch_id": "b"}) is None  # the schedules' events
+    cancel = handler.operator_cancel_of({"batch_id": "b", "operator_cancel": {"disposition": "fail"}})
+    assert (cancel.disposition, cancel.fail_unfinished) == ("fail", False)
+    with pytest.raises(InvalidInputError, match="operator_cancel"):
+        handler.operator_cancel_of({"batch_id": "b", "operator_cancel": {"disposition": "delete"}})

@@ -31,6 +31,8 @@ def iam_needs(service: str, operation: str, params: Mapping[str, Any], results_p
     if service == "dynamodb":
         kind = str(params.get("IndexName", "table")) if operation == "Query" else "table"
         return [(f"dynamodb:{operation}", kind)]
+    if service == "s3" and operation == "ListObjectVersions":
+        return [("s3:ListBucketVersions", "bucket")]  # authorised on the bucket, not its objects
     if service == "s3":
         kind = "results" if str(params.get("Key", "")).startswith(results_prefix) else "uploads"
         if operation in {"HeadObject", "GetObject"}:
@@ -71,6 +73,32 @@ def observed() -> Observed:
                 pipeline.upload(key, path.read_bytes())
             pipeline.upload("videos/notes.mp4", samples.write_non_video(Path(workdir) / "notes.mp4").read_bytes())
             pipeline.run_until_idle()
+            # A video deleted before it was submitted: its "Object Deleted" reaches ingest through the template's
+            # DeletionRule, and ingest lists the key's versions and reads their items.
+            path = samples.write_sample_video(Path(workdir) / "deleted.mp4", duration_seconds=5, seed=9)
+            pipeline.upload("videos/deleted.mp4", path.read_bytes())
+            pipeline.wiring.step()
+            s3 = pipeline.client("s3")
+            marker = s3.delete_object(Bucket=pipeline.bucket, Key="videos/deleted.mp4")["VersionId"]
+            deleted = {
+                "version": "0",
+                "id": "deleted-1",
+                "detail-type": "Object Deleted",
+                "source": "aws.s3",
+                "account": "123456789012",
+                "time": "2026-01-05T09:00:00Z",
+                "region": "us-east-1",
+                "resources": [f"arn:aws:s3:::{pipeline.bucket}"],
+                "detail": {
+                    "version": "0",
+                    "bucket": {"name": pipeline.bucket},
+                    "object": {"key": "videos/deleted.mp4", "version-id": marker, "sequencer": "01"},
+                    "reason": "DeleteObject",
+                    "deletion-type": "Delete Marker Created",
+                },
+            }
+            assert pipeline.wiring.publish_default_bus_event(deleted)
+            pipeline.run_until_idle()
             assert not pipeline.wiring.errors
         finally:
             runtime.twelvelabs.close()
@@ -98,6 +126,10 @@ def test_the_grants_reported_missing_are_really_used(observed: Observed) -> None
     assert ("BatchCheckerFunction", "dynamodb:BatchGetItem", "table") in observed
     assert ("BatchCheckerFunction", "s3:PutObject", "results") in observed
     assert ("IngestFunction", "s3:GetObjectVersion", "uploads") in observed  # versioned bucket: reads name a version
+    assert ("IngestFunction", "s3:ListBucketVersions", "bucket") in observed  # an "Object Deleted"
+    assert ("IngestFunction", "dynamodb:BatchGetItem", "table") in observed
+    assert ("IngestFunction", "dynamodb:UpdateItem", "table") in observed  # the ledger counts its failures
+    assert ("BatchCheckerFunction", "dynamodb:BatchWriteItem", "table") in observed
 
 
 def test_resource_kinds_are_named_from_the_template(template: dict[str, Any]) -> None:

@@ -59,13 +59,20 @@ def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
     return properties
 
 
-def policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every identity-policy statement the template grants (functions' inline policies and roles)."""
+def policy_statements(
+    template: dict[str, Any], resolver: Resolver | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every identity-policy statement the template grants (functions' inline policies and roles); a statement
+    behind a condition (``Fn::If``) is taken as ``resolver`` (default parameters without one) decides it."""
+    decide = resolver or offline_resolver(template)
     for logical_id, spec in template["Resources"].items():
         properties = spec.get("Properties", {})
         if spec["Type"] == "AWS::Serverless::Function":
             for document in properties.get("Policies", []):
-                for statement in document["Statement"]:
+                for written in document["Statement"]:
+                    statement = decide.resolve(written) if "Fn::If" in written else written
+                    if not isinstance(statement, dict) or "Effect" not in statement:
+                        continue  # the condition left it out (AWS::NoValue)
                     yield logical_id, statement
         if spec["Type"] == "AWS::IAM::Role":
             for policy in properties.get("Policies", []):
@@ -286,11 +293,28 @@ def test_every_allowed_results_prefix_reads_the_same_url_encoded(template: dict[
         assert not pattern.fullmatch(refused), refused
 
 
-def test_only_the_upload_rule_may_send_to_the_queue(template: dict[str, Any]) -> None:
-    (statement,) = props(template, "IngestQueuePolicy")["PolicyDocument"]["Statement"]
-    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
-    assert statement["Action"] == "sqs:SendMessage"
-    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["UploadRule", "Arn"]}}}
+def test_only_the_upload_and_deletion_rules_may_send_to_the_queue(template: dict[str, Any]) -> None:
+    statements = props(template, "IngestQueuePolicy")["PolicyDocument"]["Statement"]
+    assert [s["Condition"]["ArnEquals"]["aws:SourceArn"] for s in statements] == [
+        {"Fn::GetAtt": ["UploadRule", "Arn"]},
+        {"Fn::GetAtt": ["DeletionRule", "Arn"]},
+    ]
+    for statement in statements:
+        assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+        assert statement["Action"] == "sqs:SendMessage"
+        assert statement["Resource"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+
+
+def test_the_deletion_rule_matches_this_buckets_deletions_outside_the_results_prefix(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    rule = resolver.resolve(props(template, "DeletionRule"))
+    upload = resolver.resolve(props(template, "UploadRule"))
+    assert rule["EventPattern"]["detail-type"] == ["Object Deleted"]
+    assert {k: v for k, v in rule["EventPattern"].items() if k != "detail-type"} == {
+        k: v for k, v in upload["EventPattern"].items() if k != "detail-type"
+    }
+    assert rule["Targets"] == upload["Targets"]
 
 
 def test_scheduler_role_is_scoped_to_the_batch_checker(template: dict[str, Any], resolver: Resolver) -> None:
@@ -536,6 +560,15 @@ ADAPTER_CALLS: dict[str, frozenset[Grant]] = {
     ),
     "scheduler.cancel_batch_check": frozenset({("scheduler:DeleteSchedule", "expiry_schedules")}),
     "api_key": frozenset({("secretsmanager:GetSecretValue", "secret")}),  # build_runtime, every function
+    # DynamoOutcomeLedger (every ItemWriter that ends an item): journal entries, then the day's counters.
+    "ledger.record": frozenset({("dynamodb:BatchWriteItem", "table"), ("dynamodb:UpdateItem", "table")}),
+    # DynamoControlStore: the flusher reads the pause switch before planning.
+    "control.load": frozenset({("dynamodb:GetItem", "table")}),
+    # S3ObjectStore, the latest-result pointers: read the current one back, then overwrite it.
+    "objects.read": frozenset({("s3:GetObject", "results")}),
+    "objects.overwrite": frozenset({("s3:PutObject", "results")}),
+    # S3ObjectStore, an "Object Deleted" behind a delete marker: the key's versions (ListObjectVersions).
+    "objects.iter_versions": frozenset({("s3:ListBucketVersions", "bucket")}),
 }
 
 # Each service's own adapter calls (services/*.py), then the services each one runs.
@@ -549,8 +582,17 @@ SERVICE_CALLS: dict[str, tuple[str, ...]] = {
         "objects.iter_chunks",
         "objects.presigned_get_url",
         "events.publish",
+        "ledger.record",
     ),
-    "AssetCheckService": ("items.iter_queue", "items.save", "events.publish"),
+    # "Object Deleted" events, on the ingest queue beside the uploads.
+    "ObjectDeletedService": (
+        "objects.iter_versions",
+        "items.get_many",
+        "items.save",
+        "events.publish",
+        "ledger.record",
+    ),
+    "AssetCheckService": ("items.iter_queue", "items.save", "events.publish", "ledger.record"),
     # ReconcileService and its SubmissionRecorder: pending claims, adopting the batch found or releasing the claim.
     "ReconcileService": (
         "claims.iter_pending",
@@ -571,6 +613,8 @@ SERVICE_CALLS: dict[str, tuple[str, ...]] = {
         "claims.create",
         "claims.save",
         "events.publish",
+        "ledger.record",
+        "control.load",
     ),
     "BatchCheckService": (
         "items.iter_queue",
@@ -581,11 +625,15 @@ SERVICE_CALLS: dict[str, tuple[str, ...]] = {
         "items.get_many",
         "items.save",
         "objects.write_once",
+        "objects.read",
+        "objects.overwrite",
         "scheduler.cancel_batch_check",
         "events.publish",
+        "ledger.record",
     ),
     "SweepService": (
         "leases.inspect",
+        "leases.acquire",  # the daily orphan-asset pass (services.asset_janitor)
         "items.iter_queue",
         "items.get_many",
         "items.save",
@@ -597,9 +645,11 @@ SERVICE_CALLS: dict[str, tuple[str, ...]] = {
         "batches.save_progress",
         "scheduler.schedule_batch_check",
         "events.publish",
+        "ledger.record",
     ),
 }
 SERVICE_RUNS: dict[str, tuple[str, ...]] = {
+    "IngestService": ("ObjectDeletedService",),  # the same function handles both kinds of message
     "FlushService": ("ReconcileService",),  # older pending claims first, so slots are counted right
     "SweepService": ("ReconcileService", "AssetCheckService", "BatchCheckService"),
 }
@@ -633,6 +683,7 @@ def resource_kind(resolver: Resolver, arn: str) -> str:
     kinds = {
         table: "table",
         f"{table}/index/gsi1": "gsi1",
+        bucket: "bucket",
         f"{bucket}/*": "uploads",
         f"{bucket}/{resolver.resolve({'Ref': 'ResultsPrefix'})}*": "results",
         resolver.resolve({"Fn::GetAtt": ["EventBus", "Arn"]}): "bus",
@@ -647,7 +698,7 @@ def resource_kind(resolver: Resolver, arn: str) -> str:
 def template_grants(template: dict[str, Any], resolver: Resolver, function_id: str) -> set[Grant]:
     return {
         (action, resource_kind(resolver, arn))
-        for owner, statement in policy_statements(template)
+        for owner, statement in policy_statements(template, resolver)
         if owner == function_id and statement["Effect"] == "Allow"
         for action in as_list(statement["Action"])
         for arn in as_list(resolver.resolve(statement["Resource"]))
@@ -707,6 +758,7 @@ def test_the_results_read_back_is_confined_to_the_results_prefix(template: dict[
 SERVICE = ("service",)
 METRIC_CONTRACT: dict[str, tuple[str, ...]] = {
     "Heartbeat": ("service", "function"),
+    "ProfilesInvalid": SERVICE,
     "PipelineFaults": SERVICE,
     "OldestQueuedItemAgeSeconds": SERVICE,
     "OldestSubmittedItemAgeSeconds": SERVICE,
@@ -760,6 +812,7 @@ def test_the_expected_alarms_exist(template: dict[str, Any], resolver: Resolver)
         "ItemsFailedPipelineAlarm",
         "TwelveLabsAuthErrorsAlarm",
         "TwelveLabsServerErrorsAlarm",
+        "ProfilesInvalidAlarm",
     }
     expected |= {f"{f.removesuffix('Function')}HeartbeatAlarm" for f in SCHEDULE_PARAMETER}
     expected |= {f"{f.removesuffix('Function')}{kind}Alarm" for f in FUNCTIONS for kind in ("Errors", "Throttles")}
@@ -770,7 +823,7 @@ def test_every_custom_metric_alarm_follows_the_metric_contract(template: dict[st
     variables = resolver.resolve(function_property(template, "FlusherFunction", "Environment"))["Variables"]
     service = variables["POWERTOOLS_SERVICE_NAME"]
     custom = {lid: a for lid, a in alarms(template, resolver).items() if a["Namespace"] == "VideoBatch"}
-    assert len(custom) == 9
+    assert len(custom) == 10
     for logical_id, alarm in custom.items():
         assert alarm["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
         names = tuple(d["Name"] for d in alarm["Dimensions"])
@@ -887,4 +940,55 @@ def test_outputs_name_the_resources_a_client_needs(template: dict[str, Any]) -> 
         "EventBusName",
         "IngestQueueUrl",
         "IngestDeadLetterQueueUrl",
+    }
+
+
+# --- the operators' additions -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "action", "arn"),
+    [
+        ({}, None, None),
+        (
+            {"ProfilesParameterName": "/videobatch/profiles"},
+            "ssm:GetParameter",
+            "arn:aws:ssm:us-east-1:123456789012:parameter/videobatch/profiles",
+        ),
+        ({"ProfilesObject": "config-bucket/videobatch/profiles.json"}, "s3:GetObject", None),
+    ],
+)
+def test_the_profiles_source_is_readable_by_every_function_and_only_when_set(
+    template: dict[str, Any], overrides: dict[str, str], action: str | None, arn: str | None
+) -> None:
+    resolver = offline_resolver(template, stack_name="prod", parameter_overrides=overrides)
+    for function_id in FUNCTIONS:
+        variables = resolver.resolve(function_property(template, function_id, "Environment"))["Variables"]
+        source = Settings.from_env({k: str(v) for k, v in variables.items()}).profiles_source
+        statements = [
+            s
+            for owner, s in policy_statements(template, resolver)
+            if owner == function_id and str(s.get("Sid", "")).startswith("ReadProfiles")
+        ]
+        if action is None:
+            assert (source, statements) == ("", [])
+            continue
+        (statement,) = statements
+        assert statement["Action"] == action
+        resource = resolver.resolve(statement["Resource"])
+        if action == "ssm:GetParameter":
+            assert (source, resource) == ("ssm:/videobatch/profiles", arn)
+        else:
+            assert source == "s3://config-bucket/videobatch/profiles.json"
+            assert resource == "arn:aws:s3:::config-bucket/videobatch/profiles.json"
+
+
+def test_delete_assets_and_the_sweeper_output(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["DeleteAssets"]["Default"] == "never"
+    resolver = offline_resolver(template, parameter_overrides={"DeleteAssets": "after_result"})
+    variables = resolver.resolve(function_property(template, "BatchCheckerFunction", "Environment"))["Variables"]
+    assert Settings.from_env({k: str(v) for k, v in variables.items()}).delete_assets == "after_result"
+    assert template["Outputs"]["SweeperFunctionName"]["Value"] == {"Ref": "SweeperFunction"}
+    assert template["Rules"]["OneProfilesSource"]["Assertions"][0]["Assert"] == {
+        "Fn::Equals": [{"Ref": "ProfilesObject"}, ""]
     }

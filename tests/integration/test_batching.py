@@ -80,11 +80,12 @@ def test_more_items_than_active_slots_hold_wait_for_a_free_slot(start_pipeline: 
     assert all(len(active) <= cap for _, active in samples)
     assert all(len(active - {foreign}) <= 2 for _, active in samples)
 
-    # The third batch waited: a flush found no free slot (and, with none, did not even read the queue), and the
-    # batch was created only after one of the first two had completed.
+    # The third batch waited: the flush that sent it found every slot taken, watched for one (the slot watch) and
+    # sent the batch only after one of the first two had completed.
     flushes = harness.observer.results_of("FlusherFunction")
-    assert any(f["free_slots"] == 0 and f["stop_reason"] == "no free batch slot" for f in flushes), flushes
-    assert all(f["queued_items"] == 0 for f in flushes if f["free_slots"] == 0)
+    [third] = [f for f in flushes if f["batches_submitted"] and f is not flushes[0]]
+    assert third["slot_watch_seconds"] > 0, flushes
+    assert third["items_submitted"] == 5, flushes
     first_done = min(_at(b["completed_at"]) for b in ours[:2])
     assert _at(ours[2]["created_at"]) >= first_done
     assert _at(ours[1]["created_at"]) == _at(ours[0]["created_at"])  # the first two went out in one flush

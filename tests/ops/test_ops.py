@@ -1,18 +1,16 @@
-"""The ops commands (``videobatch status | item | sweep``) against the local stack after a real run.
+"""The operators' CLI seeing a pipeline: ``status``, ``items``, ``item``, ``sweep``, their flags, and the common
+machinery (resolution, errors, exit codes, help), against the local stack after a real run.
 
-Two videos and one non-video go through the real handlers on LocalPipeline (moto server + emulator). The commands
-reach moto through ``AWS_ENDPOINT_URL`` (set by the local stack for the block), with ``--table``/``--bus`` flags
-or ``--stack`` (a CloudFormation stack created in moto whose outputs name the pipeline's resources).
+Two videos and one non-video go through the real handlers on LocalPipeline (moto server + emulator). The stack is
+published to CloudFormation in moto, so the commands find it by ``--stack`` (``tests/ops/support.py``).
 """
 
 from __future__ import annotations
 
-import io
-import json
+import argparse
 import re
 import tempfile
 from collections.abc import Iterator
-from contextlib import redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +18,15 @@ from typing import Any
 
 import pytest
 
-from videobatch.config import Settings
 from videobatch.domain.items import ItemState, item_id_for
 from videobatch.domain.records import ItemRecord
-from videobatch_tools import cli, ops, samples
+from videobatch_ops import cli, package_version
+from videobatch_ops.common import EXIT_ERROR, EXIT_NOT_FOUND, OpsError, merge_location, parse_since
+from videobatch_ops.items import parse_target
+from videobatch_tools import samples
 from videobatch_tools.localstack.pipeline import LocalPipeline
+
+from .support import Ops, faults
 
 pytestmark = pytest.mark.integration
 
@@ -34,36 +36,14 @@ NOT_A_VIDEO = "videos/notes.mp4"
 
 @dataclass
 class Run:
-    pipeline: LocalPipeline
+    ops: Ops
     mid_run_status: str
     mid_run_live_status: str
     mid_run_json: dict[str, Any]
 
-    def flags(self) -> list[str]:
-        settings = self.pipeline.settings
-        return ["--table", settings.table_name, "--bus", settings.event_bus_name, "--bucket", settings.video_bucket]
-
-    def secret_flags(self) -> list[str]:
-        # Always the emulator: the default base URL is the real API, which tests must never reach.
-        return [
-            "--secret",
-            self.pipeline.settings.twelvelabs_api_key_secret,
-            "--base-url",
-            self.pipeline.emulator.api_url,
-        ]
-
-
-def videobatch(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def run_cli(*argv: str) -> str:
-    out = io.StringIO()
-    with redirect_stdout(out):
-        assert cli.main(list(argv)) == 0
-    return out.getvalue()
+    @property
+    def pipeline(self) -> LocalPipeline:
+        return self.ops.pipeline
 
 
 @pytest.fixture(scope="module")
@@ -74,22 +54,19 @@ def run() -> Iterator[Run]:
         tempfile.TemporaryDirectory() as workdir,
         LocalPipeline(parameter_overrides={"MaxWaitSeconds": "0"}, stack_name="opstest") as pipeline,
     ):
+        ops = Ops(pipeline)
         for seed, key in enumerate(VIDEOS):
             path = samples.write_sample_video(Path(workdir) / f"{seed}.mp4", duration_seconds=10, seed=seed)
             pipeline.upload(key, path.read_bytes())
         pipeline.upload(NOT_A_VIDEO, samples.write_non_video(Path(workdir) / "notes.mp4").read_bytes())
-        with redirect_stdout(io.StringIO()):  # the handlers' EMF lines
-            pipeline.wiring.step()  # ingest: two assets processing, the non-video failed
-            pipeline.clock.advance(60)
-            pipeline.wiring.step()  # assets ready -> queued -> submitted in two batches (one per mode)
-        settings = pipeline.settings
-        flags = ["--table", settings.table_name, "--bus", settings.event_bus_name, "--bucket", settings.video_bucket]
-        secret = ["--secret", settings.twelvelabs_api_key_secret, "--base-url", pipeline.emulator.api_url]
+        ops.quiet_step()  # ingest: two assets processing, the non-video failed
+        pipeline.clock.advance(60)
+        ops.quiet_step()  # assets ready -> queued -> submitted in two batches (one per mode)
         mid = Run(
-            pipeline,
-            mid_run_status=run_cli("status", *flags),
-            mid_run_live_status=run_cli("status", *flags, "--live", *secret),
-            mid_run_json=json.loads(run_cli("status", *flags, "--json")),
+            ops,
+            mid_run_status=ops.ok("status").out,
+            mid_run_live_status=ops.ok("status", "--live").out,
+            mid_run_json=ops.ok("status", "--json").json(),
         )
         pipeline.run_until_idle()
         yield mid
@@ -106,13 +83,13 @@ def count_of(status_text: str, state: str) -> int:
 
 def test_status_mid_run_names_the_states_and_the_open_batches(run: Run) -> None:
     text = run.mid_run_status
+    assert "pipeline: running" in text
     assert count_of(text, "submitted") == 2
     for state in ("registered", "asset_processing", "queued (general)", "queued (time_based_metadata)", "claimed"):
         assert count_of(text, state) == 0
-    assert re.search(r"oldest .* ago: videos/kitchen\.mp4|oldest .* ago: chapters/interview\.mp4", text)
+    assert count_of(text, "failed (last 90 days)") == 1  # the non-video, counted when it failed
+    assert re.search(r"submitted\s+2\s+\S+ \((videos/kitchen|chapters/interview)\.mp4", text)
     assert "open batches: 2" in text
-    batches = list(run.pipeline.runtime.batches.iter_open())
-    assert batches == []  # closed by the end of the run; the ids below come from the JSON taken mid-run
     ids = [batch["batch_id"] for batch in run.mid_run_json["open_batches"]]
     assert len(ids) == 2
     assert all(batch_id in text for batch_id in ids)
@@ -121,86 +98,155 @@ def test_status_mid_run_names_the_states_and_the_open_batches(run: Run) -> None:
 
 
 def test_status_json_mid_run(run: Run) -> None:
-    states = {entry["state"]: entry for entry in run.mid_run_json["states"]}
+    status = run.mid_run_json
+    states = {entry["state"]: entry for entry in status["states"]}
     assert states["submitted"]["count"] == 2
     assert states["submitted"]["oldest_key"] in VIDEOS
-    assert run.mid_run_json["claims_pending"] == 0
-    checked_at = run.mid_run_json["checked_at"]
-    for batch in run.mid_run_json["open_batches"]:
-        assert batch["items"] == 1
-        assert batch["requests"] == 1
+    assert (states["done"]["count"], states["failed"]["count"], states["failed"]["user"]) == (0, 1, 1)
+    assert status["totals"] == {"done": 0, "failed": 1, "backlog": 2}
+    assert status["claims_pending"] == 0
+    assert status["paused"]["paused"] is False
+    for batch in status["open_batches"]:
+        assert (batch["items"], batch["requests"], batch["progress"]) == (1, 1, 0.0)
         assert batch["api_status"] in {"pending", "processing"}
-        # Ages are taken against the system clock (the local stack's clock is virtual).
-        expires_in = datetime.fromisoformat(batch["expires_at"]) - datetime.fromisoformat(checked_at)
+        expires_in = datetime.fromisoformat(batch["expires_at"]) - datetime.fromisoformat(status["checked_at"])
         assert batch["expires_in_seconds"] == round(expires_in.total_seconds(), 1)
 
 
 def test_status_live_asks_twelvelabs(run: Run) -> None:
-    assert "live:" in run.mid_run_live_status
     assert re.search(r"live: \d+ queued, \d+ processing, \d+ ready, 0 failed, 0 canceled", run.mid_run_live_status)
 
 
-def test_status_after_the_run_shows_nothing_waiting(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = videobatch(capsys, "status", *run.flags())
-    assert (code, err) == (0, "")
+def test_status_after_the_run_counts_done_and_failed_throughput_and_usage(run: Run) -> None:
+    result = run.ops.ok("status")
     for state in ("registered", "asset_processing", "queued (general)", "claimed", "submitted"):
-        assert count_of(out, state) == 0
-    assert "oldest queued item: none queued" in out
-    assert "open batches: 0" in out
+        assert count_of(result.out, state) == 0
+    assert count_of(result.out, "done (last 90 days)") == 2
+    assert "oldest queued item: none queued" in result.out
+    assert "open batches: 0" in result.out
+    assert "ETA 0m00s" in result.out
+    status = run.ops.status()
+    assert status["totals"] == {"done": 2, "failed": 1, "backlog": 0}
+    assert status["throughput"]["last_hour"]["done"] == 2
+    assert status["throughput"]["last_day"]["failed"] == 1
+    today = status["usage_per_day"][0]
+    assert today["day"] == run.pipeline.clock.now().date().isoformat()
+    assert (today["done"], today["failed"], today["windows"]) == (2, 1, 2)
+    assert today["content_seconds"] == pytest.approx(20, abs=1)
+    assert today["output_tokens"] > 0
+    assert len(status["usage_per_day"]) == 7
+    assert len(run.ops.ok("status", "--json", "--days", "2").json()["usage_per_day"]) == 2
+
+
+def test_status_refuses_a_bad_days(run: Run) -> None:
+    for bad in ("0", "91", "many"):
+        result = run.ops.run("status", "--days", bad)
+        assert result.code == EXIT_ERROR
+        assert "--days" in result.err
+
+
+# --- items ------------------------------------------------------------------------------------------------------
+
+
+def test_items_lists_done_and_failed_from_the_journal(run: Run) -> None:
+    done = run.ops.ok("items", "--state", "done", "--json").json()
+    assert sorted(item["key"] for item in done["items"]) == sorted(VIDEOS)
+    assert done["next_page_token"] is None
+    failed = run.ops.ok("items", "--state", "failed", "--code", "not_a_video_content", "--json").json()
+    assert [item["key"] for item in failed["items"]] == [NOT_A_VIDEO]
+    assert failed["items"][0]["failure_code"] == "not_a_video_content"
+    text = run.ops.ok("items", "--state", "done", "--prefix", "chapters/").out
+    assert "chapters/interview.mp4" in text
+    assert "videos/kitchen.mp4" not in text
+
+
+def test_items_pages_with_a_token(run: Run) -> None:
+    first = run.ops.ok("items", "--state", "done", "--limit", "1", "--json").json()
+    assert first["count"] == 1
+    token = first["next_page_token"]
+    assert token
+    second = run.ops.ok("items", "--state", "done", "--limit", "1", "--page-token", token, "--json").json()
+    assert second["count"] == 1
+    assert second["next_page_token"] is None
+    assert {first["items"][0]["key"], second["items"][0]["key"]} == set(VIDEOS)
+    text = run.ops.ok("items", "--state", "done", "--limit", "1").out
+    assert f"more: --page-token {token}" in text
+
+
+def test_items_nothing_matching_is_exit_1(run: Run) -> None:
+    result = run.ops.run("items", "--state", "queued")
+    assert (result.code, result.out) == (EXIT_NOT_FOUND, "no queued items match\n")
+    assert run.ops.run("items", "--state", "failed", "--code", "no_such_code").code == EXIT_NOT_FOUND
+    assert run.ops.run("items", "--state", "done", "--since", "1m").code == EXIT_NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--state", "done", "--code", "x"), "--code filters failed items only"),
+        (("--state", "failed", "--since", "yesterday"), "is neither a duration"),
+        (("--state", "failed", "--since", "2999-01-01"), "in the future"),
+        (("--state", "failed", "--prefix", ""), "--prefix is empty"),
+        (("--state", "failed", "--page-token", "not-a-token"), "not a token this command printed"),
+        (("--state", "failed", "--limit", "0"), "--limit must be 1..1000"),
+        (("--state", "gone"), "invalid choice"),
+    ],
+)
+def test_items_malformed_filters_are_exit_2(run: Run, argv: tuple[str, ...], message: str) -> None:
+    result = run.ops.run("items", *argv)
+    assert (result.code, result.out) == (EXIT_ERROR, "")
+    assert message in result.err
 
 
 # --- item -------------------------------------------------------------------------------------------------------
 
 
-def test_item_by_bucket_and_key_shows_the_result(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = videobatch(capsys, "item", f"{run.pipeline.bucket}/videos/kitchen.mp4", *run.flags())
-    assert (code, err) == (0, "")
+def test_item_by_bucket_and_key_shows_the_result(run: Run) -> None:
+    result = run.ops.ok("item", f"{run.pipeline.bucket}/videos/kitchen.mp4")
+    out = result.out
     assert re.search(r"^state\s+done$", out, re.MULTILINE)
     assert re.search(r"^attempts\s+1$", out, re.MULTILINE)
     assert re.search(r"^profile\s+summary \(general\)$", out, re.MULTILINE)
     assert re.search(r"^batch\s+[0-9a-f]{24}$", out, re.MULTILINE)
     assert re.search(r"^task\s+\S+ \([0-9a-f]{32}-a1-w0\)$", out, re.MULTILINE)
-    result = re.search(r"^result\s+s3://(\S+?)/(\S+)$", out, re.MULTILINE)
-    assert result
-    document = json.loads(run.pipeline.read_result(result.group(2)))
-    assert document["source"]["key"] == "videos/kitchen.mp4"
+    found = re.search(r"^result\s+s3://(\S+?)/(\S+)$", out, re.MULTILINE)
+    assert found
+    document = run.pipeline.read_result(found.group(2))
+    assert b'"key":"videos/kitchen.mp4"' in document
 
 
-def test_item_of_a_non_video_shows_the_failure(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = videobatch(capsys, "item", f"s3://{run.pipeline.bucket}/{NOT_A_VIDEO}", *run.flags())
-    assert code == 0
+def test_item_of_a_non_video_shows_the_failure(run: Run) -> None:
+    out = run.ops.ok("item", f"s3://{run.pipeline.bucket}/{NOT_A_VIDEO}").out
     assert re.search(r"^state\s+failed$", out, re.MULTILINE)
     assert re.search(r"^failure\s+not_a_video_content: .+", out, re.MULTILINE)
     assert re.search(r"^attempts\s+0$", out, re.MULTILINE)
 
 
-def test_item_by_id_and_version(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
+def test_item_by_id_and_version(run: Run) -> None:
     item = next(item for item in run.pipeline.items() if item.key == "chapters/interview.mp4")
-    code, by_id, _ = videobatch(capsys, "item", item.item_id, *run.flags())
-    assert code == 0
+    by_id = run.ops.ok("item", item.item_id).out
     assert re.search(r"^profile\s+chapters \(time_based_metadata\)$", by_id, re.MULTILINE)
     assert item.version_id
     assert item.item_id == item_id_for(item.bucket, item.key, item.version_id)
-    target = f"{item.bucket}/{item.key}"
-    code, by_version, _ = videobatch(capsys, "item", target, "--version-id", item.version_id, *run.flags())
-    assert (code, by_version) == (0, by_id)
-    code, as_json, _ = videobatch(capsys, "item", item.item_id, "--json", *run.flags())
+    by_version = run.ops.ok("item", f"{item.bucket}/{item.key}", "--version-id", item.version_id).out
+    assert by_version == by_id
+    as_json = run.ops.ok("item", item.item_id, "--json").out
     assert ItemRecord.model_validate_json(as_json) == item
 
 
-def test_item_not_found_and_bad_targets(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = videobatch(capsys, "item", f"{run.pipeline.bucket}/videos/never-uploaded.mp4", *run.flags())
-    assert (code, out) == (ops.EXIT_NOT_FOUND, "")
-    assert "no item" in err
+def test_item_not_found_and_bad_targets(run: Run) -> None:
+    result = run.ops.run("item", f"{run.pipeline.bucket}/videos/never-uploaded.mp4")
+    assert (result.code, result.out) == (EXIT_NOT_FOUND, "")
+    assert "no item" in result.err
     old = f"{run.pipeline.bucket}/videos/kitchen.mp4"
-    code, _, err = videobatch(capsys, "item", old, "--version-id", "v-unknown", *run.flags())
-    assert code == ops.EXIT_NOT_FOUND
-    code, _, err = videobatch(capsys, "item", "no-slash", *run.flags())
-    assert code == ops.EXIT_ERROR
-    assert "neither an item id" in err
-    code, _, err = videobatch(capsys, "item", "0" * 32)
-    assert code == ops.EXIT_ERROR
-    assert "TABLE_NAME is unknown: pass --stack NAME or --table" in err
+    assert run.ops.run("item", old, "--version-id", "v-unknown").code == EXIT_NOT_FOUND
+    assert run.ops.run("item", old, "--analysis-profile", "chapters").code == EXIT_NOT_FOUND  # never reprocessed
+    result = run.ops.run("item", "no-slash")
+    assert result.code == EXIT_ERROR
+    assert "neither an item id" in result.err
+    result = run.ops.run("item", "0" * 32, "--no-stack")
+    assert result.code == EXIT_ERROR
+    assert "TABLE_NAME is unknown: pass --stack NAME or --table" in result.err
 
 
 # --- sweep ------------------------------------------------------------------------------------------------------
@@ -224,115 +270,130 @@ def stuck_item(pipeline: LocalPipeline, key: str) -> ItemRecord:
     return stored
 
 
-def test_sweep_with_flags_fails_a_stuck_item(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
-    stuck = stuck_item(run.pipeline, "videos/stuck-by-flags.mp4")
-    code, status, _ = videobatch(capsys, "status", *run.flags())
-    assert count_of(status, "registered") == 1
-    code, out, err = videobatch(capsys, "sweep", *run.flags(), *run.secret_flags())
-    assert (code, err) == (0, "")
-    assert re.search(r"^  ingest_incomplete\s+1$", out, re.MULTILINE)
-    assert re.search(r"^  metric ItemsFailed\s+1$", out, re.MULTILINE)
-    code, item, _ = videobatch(capsys, "item", stuck.item_id, *run.flags())
+def test_sweep_invokes_the_deployed_function(run: Run) -> None:
+    stuck = stuck_item(run.pipeline, "videos/stuck-by-invoke.mp4")
+    assert run.ops.counts()["registered"] == 1
+    result = run.ops.ok("sweep")
+    assert re.search(r"^swept by function opstest-SweeperFunction$", result.out, re.MULTILINE)
+    assert re.search(r"^  ingest_incomplete\s+1$", result.out, re.MULTILINE)
+    item = run.ops.ok("item", stuck.item_id).out
     assert re.search(r"^state\s+failed$", item, re.MULTILINE)
     assert re.search(r"^failure\s+ingest_incomplete: no TwelveLabs asset could be created", item, re.MULTILINE)
-    code, again, _ = videobatch(capsys, "sweep", *run.flags(), *run.secret_flags(), "--json")
-    assert json.loads(again)["summary"]["ingest_incomplete"] == 0
+    # The function's own invocation: the wiring ran the handler with its environment, as Lambda does.
+    assert run.pipeline.wiring.invocations[-1].source == "lambda:Invoke"
+    again = run.ops.ok("sweep", "--json").json()
+    assert again["function"] == "opstest-SweeperFunction"
+    assert again["summary"]["ingest_incomplete"] == 0
+    assert run.ops.ok("sweep", "--no-stack", "--sweeper-function", "opstest-SweeperFunction").code == 0
 
 
-def test_sweep_needs_the_secret(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = videobatch(capsys, "sweep", *run.flags())
-    assert code == ops.EXIT_ERROR
-    assert "TWELVELABS_API_KEY_SECRET is unknown: pass --stack NAME or --secret" in err
+def test_a_failing_sweeper_function_is_exit_2_with_its_error(run: Run) -> None:
+    # A day later the sweep lists TwelveLabs' assets (its daily orphan pass), and TwelveLabs refuses the key.
+    run.pipeline.clock.advance(86_400)
+    faults(run.pipeline, {"endpoint": "GET /assets", "status": 401, "code": "api_key_invalid"})
+    try:
+        result = run.ops.run("sweep")
+    finally:
+        faults(run.pipeline)
+    assert result.code == EXIT_ERROR
+    assert "the sweeper function opstest-SweeperFunction failed: AuthenticationError" in result.err
+    assert run.pipeline.wiring.invocations[-1].error is not None
+    assert run.ops.ok("sweep", "--json").json()["summary"]["orphan_assets_deleted"] == 0
 
 
-def test_set_overrides_a_setting(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sweep_local_runs_here_with_the_functions_settings(run: Run) -> None:
     stuck_item(run.pipeline, "videos/stuck-but-young.mp4")
-    # Ten years of patience: the item is not stuck yet.
     ten_years = f"ASSET_TIMEOUT_SECONDS={10 * 365 * 86400}"
-    code, out, _ = videobatch(capsys, "sweep", *run.flags(), *run.secret_flags(), "--set", ten_years, "--json")
-    assert code == 0
-    assert json.loads(out)["summary"]["ingest_incomplete"] == 0
-    code, _, err = videobatch(capsys, "sweep", *run.flags(), *run.secret_flags(), "--set", "MAX_ATTEMPTS=0")
-    assert code == ops.EXIT_ERROR
-    assert "MAX_ATTEMPTS" in err
-    code, out, _ = videobatch(capsys, "sweep", *run.flags(), *run.secret_flags(), "--json")
-    assert json.loads(out)["summary"]["ingest_incomplete"] == 1
+    out = run.ops.ok("sweep", "--local", "--set", ten_years, "--json").json()
+    assert out["summary"]["ingest_incomplete"] == 0  # ten years of patience: not stuck yet
+    result = run.ops.run("sweep", "--local", "--set", "MAX_ATTEMPTS=0")
+    assert result.code == EXIT_ERROR
+    assert "MAX_ATTEMPTS" in result.err
+    text = run.ops.ok("sweep", "--local").out
+    assert re.search(r"^  ingest_incomplete\s+1$", text, re.MULTILINE)
+    assert re.search(r"^  metric ItemsFailed\s+1$", text, re.MULTILINE)
+    result = run.ops.run("sweep", "--set", ten_years)
+    assert result.code == EXIT_ERROR
+    assert "add --local" in result.err
 
 
-# --- --stack ----------------------------------------------------------------------------------------------------
+def test_sweep_without_a_function_or_a_secret(run: Run) -> None:
+    result = run.ops.run("sweep", "--no-stack", "--table", run.pipeline.settings.table_name)
+    assert result.code == EXIT_ERROR
+    assert "SWEEPER_FUNCTION is unknown" in result.err
+    result = run.ops.run("sweep", "--local", "--no-stack", "--table", "t", "--bus", "b", "--bucket", "v")
+    assert result.code == EXIT_ERROR
+    assert "TWELVELABS_API_KEY_SECRET is unknown: pass --stack NAME or --secret" in result.err
 
 
-def deploy_stand_in_stack(pipeline: LocalPipeline, name: str) -> None:
-    """A CloudFormation stack in moto shaped like the deployed one: its outputs and parameters name the local
-    pipeline's resources, and its SweeperFunction carries the environment the template gives every function."""
-    resources = pipeline.stack.resources
-    outputs = {
-        "VideoBucketName": pipeline.bucket,
-        "ItemsTableName": pipeline.settings.table_name,
-        "EventBusName": pipeline.settings.event_bus_name,
-        "ApiKeySecretArn": pipeline.settings.twelvelabs_api_key_secret,
-        "ExpiryScheduleGroupName": resources["ExpiryScheduleGroup"].ref,
-    }
-    settings_names = {field.upper() for field in Settings.model_fields}
-    environment = {k: v for k, v in pipeline.stack.env("SweeperFunction").items() if k in settings_names}
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-    template = {
-        "Parameters": {"TwelveLabsBaseUrl": {"Type": "String"}, "ResultsPrefix": {"Type": "String"}},
-        "Resources": {
-            "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": trust}},
-            "SweeperFunction": {
-                "Type": "AWS::Lambda::Function",
-                "Properties": {
-                    "Runtime": "python3.13",
-                    "Handler": "sweeper_handler.handler",
-                    "Role": {"Fn::GetAtt": ["Role", "Arn"]},
-                    "Code": {"ZipFile": "def handler(event, context):\n    return {}\n"},
-                    "Environment": {"Variables": environment},
-                },
-            },
-        },
-        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
-    }
-    parameters = [
-        {"ParameterKey": "TwelveLabsBaseUrl", "ParameterValue": pipeline.emulator.api_url},
-        {"ParameterKey": "ResultsPrefix", "ParameterValue": "results/"},
-    ]
-    pipeline.moto.client("cloudformation").create_stack(
-        StackName=name, TemplateBody=json.dumps(template), Parameters=parameters, Capabilities=["CAPABILITY_IAM"]
-    )
+# --- where, who, how ---------------------------------------------------------------------------------------------
 
 
-def test_stack_outputs_and_the_sweeper_environment(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
-    deploy_stand_in_stack(run.pipeline, "videobatch-prod")
-    code, out, err = videobatch(capsys, "status", "--stack", "videobatch-prod")
-    assert (code, err) == (0, "")
-    assert f"table {run.pipeline.settings.table_name}" in out
-    code, out, _ = videobatch(capsys, "item", f"{run.pipeline.bucket}/videos/kitchen.mp4", "--stack", "videobatch-prod")
-    assert re.search(r"^state\s+done$", out, re.MULTILINE)
-    stuck = stuck_item(run.pipeline, "videos/stuck-by-stack.mp4")
-    code, out, err = videobatch(capsys, "sweep", "--stack", "videobatch-prod", "--json")
-    assert (code, err) == (0, "")
-    assert json.loads(out)["summary"]["ingest_incomplete"] >= 1
-    assert run.pipeline.runtime.items.get(stuck.item_id).state is ItemState.FAILED  # type: ignore[union-attr]
+def test_unknown_stack_and_unknown_aws_profile(run: Run) -> None:
+    result = run.ops.run("status", "--stack", "no-such-stack")
+    assert result.code == EXIT_ERROR
+    assert "stack no-such-stack" in result.err
+    result = run.ops.run("status", "--profile", "nobody")
+    assert result.code == EXIT_ERROR
+    assert "AWS profile 'nobody' is not configured" in result.err
+    assert run.ops.run("status", "--aws-profile", "nobody").code == EXIT_ERROR
 
 
-def test_unknown_stack(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = videobatch(capsys, "status", "--stack", "no-such-stack")
-    assert code == ops.EXIT_ERROR
-    assert "stack no-such-stack" in err
+def test_flags_override_the_stack(run: Run) -> None:
+    table = run.pipeline.settings.table_name
+    result = run.ops.run("status", "--table", "no-such-table")
+    assert result.code == EXIT_ERROR
+    assert "ResourceNotFoundException" in result.err
+    assert f"table {table}" in run.ops.ok("status", "--no-stack", "--table", table).out
+
+
+def every_subparser() -> dict[str, argparse.ArgumentParser]:
+    parser = cli.build_parser()
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(subparsers.choices)
+
+
+OPS_COMMANDS = (
+    "status",
+    "items",
+    "item",
+    "requeue",
+    "reprocess",
+    "pause",
+    "resume",
+    "cancel-batch",
+    "redrive",
+    "backfill",
+    "sweep",
+)
+
+
+def test_every_ops_command_takes_the_common_flags_and_every_flag_has_help() -> None:
+    parsers = every_subparser()
+    assert set(OPS_COMMANDS) <= set(parsers)
+    assert {"emulator", "demo", "simulate"} <= set(parsers)  # the dev tools, registered beside them
+    for name in OPS_COMMANDS:
+        options = {o for action in parsers[name]._actions for o in action.option_strings}
+        assert {"--stack", "--region", "--profile", "--aws-profile", "--json", "--version"} <= options, name
+        for action in parsers[name]._actions:
+            assert action.help, f"{name} {action.dest} has no help"
+            assert action.help != argparse.SUPPRESS, f"{name} {action.dest} has no help"
+
+
+@pytest.mark.parametrize("argv", [("--version",), ("status", "--version"), ("requeue", "--version")])
+def test_version(argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(list(argv))
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"videobatch {package_version()}"
 
 
 # --- resolution (pure) ------------------------------------------------------------------------------------------
 
 
 def test_flags_override_the_stack_and_set_overrides_everything() -> None:
-    location = ops.merge_location(
-        outputs={"ItemsTableName": "from-stack", "EventBusName": "bus", "VideoBucketName": "bucket"},
+    location = merge_location(
+        outputs={"ItemsTableName": "from-stack", "EventBusName": "bus", "IngestQueueUrl": "https://q"},
         parameters={"TwelveLabsBaseUrl": "https://api.example/v1.3", "ResultsPrefix": "out/"},
         function_environment={"TABLE_NAME": "from-function", "MAX_ATTEMPTS": "3"},
         flags={"table": "from-flag", "bus": None},
@@ -340,16 +401,23 @@ def test_flags_override_the_stack_and_set_overrides_everything() -> None:
     )
     assert location.environment["TABLE_NAME"] == "from-flag"
     assert location.environment["EVENT_BUS_NAME"] == "bus"
+    assert location.environment["INGEST_QUEUE_URL"] == "https://q"
     assert location.environment["TWELVELABS_BASE_URL"] == "https://api.example/v1.3"
     assert location.environment["RESULTS_PREFIX"] == "out/"
     assert location.environment["MAX_ATTEMPTS"] == "9"
-    with pytest.raises(ops.OpsError, match="NAME=VALUE"):
-        ops.merge_location(overrides=["MAX_ATTEMPTS"])
+    with pytest.raises(OpsError, match="NAME=VALUE"):
+        merge_location(overrides=["MAX_ATTEMPTS"])
 
 
-def test_parse_target() -> None:
-    assert ops.parse_target("a" * 32) == "a" * 32
-    assert ops.parse_target("s3://bucket/dir/file.mp4") == ("bucket", "dir/file.mp4")
-    assert ops.parse_target("bucket/file.mp4") == ("bucket", "file.mp4")
-    with pytest.raises(ops.OpsError):
-        ops.parse_target("bucket/")
+def test_parse_target_and_since() -> None:
+    assert parse_target("a" * 32) == "a" * 32
+    assert parse_target("s3://bucket/dir/file.mp4") == ("bucket", "dir/file.mp4")
+    assert parse_target("bucket/file.mp4") == ("bucket", "file.mp4")
+    with pytest.raises(OpsError):
+        parse_target("bucket/")
+    now = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    assert parse_since("90m", now) == datetime(2026, 1, 5, 10, 30, tzinfo=UTC)
+    assert parse_since("2d", now) == datetime(2026, 1, 3, 12, tzinfo=UTC)
+    assert parse_since("2026-01-04", now) == datetime(2026, 1, 4, tzinfo=UTC)
+    assert parse_since("2026-01-04T10:00:00+02:00", now) == datetime(2026, 1, 4, 8, tzinfo=UTC)
+    assert parse_since(None, now) is None

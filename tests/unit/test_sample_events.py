@@ -7,6 +7,7 @@ from types import ModuleType
 from typing import Any
 
 from videobatch.services.ingest import parse_object_created
+from videobatch.services.lifecycle_events import ObjectDeletedEvent, parse_s3_event
 
 ROOT = Path(__file__).resolve().parents[2]
 INBOUND = ROOT / "events" / "inbound"
@@ -30,6 +31,14 @@ def test_s3_object_created_sample_parses() -> None:
     event = parse_object_created(_sample("s3-object-created.json"))
     assert (event.detail.bucket.name, event.detail.object.key) == ("videobatch-videobucket", "videos/kitchen.mp4")
     assert event.detail.object.version_id == "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"
+
+
+def test_s3_object_deleted_sample_parses_as_a_deletion_and_created_stays_a_creation() -> None:
+    event = parse_s3_event(_sample("s3-object-deleted.json"))
+    assert isinstance(event, ObjectDeletedEvent)
+    assert (event.detail.bucket.name, event.detail.object.key) == ("videobatch-videobucket", "videos/kitchen.mp4")
+    assert event.detail.deletion_type == "Delete Marker Created"
+    assert parse_s3_event(_sample("s3-object-created.json")) == parse_object_created(_sample("s3-object-created.json"))
 
 
 def test_sqs_batch_sample_carries_the_object_created_event() -> None:

@@ -19,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from videobatch.domain.items import check_transition
+from videobatch.domain.items import check_operator_transition, check_transition
 from videobatch.domain.records import (
     OPEN_BATCHES_QUEUE,
     PENDING_CLAIMS_QUEUE,
@@ -218,6 +218,17 @@ class DynamoItemRepository(_Table):
         if expected.batch_id is not None:
             extra["batch_id"] = expected.batch_id
         if not self._save(self._attributes(stored), expected.version, extra):
+            raise StaleStateError(
+                f"item {expected.item_id} changed since version {expected.version} ({expected.state.value})"
+            )
+        return stored
+
+    def reopen(self, new: ItemRecord, expected: ItemRecord) -> ItemRecord:
+        """An operator's move of a failed item back to work (domain.items.OPERATOR_TRANSITIONS), conditional like
+        ``save``; every other move is refused here (InvalidTransitionError), as ``save`` refuses these."""
+        check_operator_transition(expected.state, new.state)
+        stored = new.model_copy(update={"version": expected.version + 1})
+        if not self._save(self._attributes(stored), expected.version, {"state": expected.state.value}):
             raise StaleStateError(
                 f"item {expected.item_id} changed since version {expected.version} ({expected.state.value})"
             )

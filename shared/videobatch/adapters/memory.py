@@ -14,15 +14,18 @@ rarer, never different in kind) and capacity or throttling.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlencode
 
 from videobatch.adapters.s3 import check_s3_key
-from videobatch.domain.items import check_transition
+from videobatch.domain.control import PipelineControl
+from videobatch.domain.items import check_operator_transition, check_transition
+from videobatch.domain.outcomes import DayTotals, Outcome, OutcomeState, by_day
 from videobatch.domain.records import (
     BatchProgress,
     BatchRecord,
@@ -33,7 +36,7 @@ from videobatch.domain.records import (
     sort_stamp,
 )
 from videobatch.errors import RejectedUploadError, StaleStateError
-from videobatch.services.ports import LeaseInfo, ObjectInfo, ObjectRef
+from videobatch.services.ports import LeaseInfo, ListedVersion, ObjectInfo, ObjectRef
 
 if TYPE_CHECKING:
     from videobatch.domain.events import OutgoingEvent
@@ -78,6 +81,18 @@ class MemoryItemStore:
                 or (expected.claim_id is not None and current.claim_id != expected.claim_id)
                 or (expected.batch_id is not None and current.batch_id != expected.batch_id)
             ):
+                raise StaleStateError(
+                    f"item {expected.item_id} changed since version {expected.version} ({expected.state.value})"
+                )
+            stored = new.model_copy(update={"version": expected.version + 1})
+            self._items[expected.item_id] = stored
+            return stored
+
+    def reopen(self, new: ItemRecord, expected: ItemRecord) -> ItemRecord:
+        check_operator_transition(expected.state, new.state)
+        with self._lock:
+            current = self._items.get(expected.item_id)
+            if current is None or current.version != expected.version or current.state is not expected.state:
                 raise StaleStateError(
                     f"item {expected.item_id} changed since version {expected.version} ({expected.state.value})"
                 )
@@ -302,6 +317,29 @@ class MemoryObjectStore:
             self._objects[(bucket, key)] = [StoredObject(body=body, content_type=content_type, version_id=version)]
             return True
 
+    def read(self, bucket: str, key: str) -> bytes | None:
+        found = self._find(ObjectRef(bucket=bucket, key=key))
+        return None if found is None else found.body
+
+    def overwrite(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        check_s3_key(key)
+        self.put(bucket, key, body, content_type)
+
+    def iter_versions(self, bucket: str, prefix: str) -> Iterator[ListedVersion]:
+        with self._lock:
+            keys = sorted(key for (b, key) in self._objects if b == bucket and key.startswith(prefix))
+            histories = {key: list(self._objects[(bucket, key)]) for key in keys}
+        for key in keys:
+            history = histories[key]
+            for index, stored in enumerate(reversed(history)):
+                yield ListedVersion(
+                    key=key,
+                    version_id=stored.version_id,
+                    is_latest=index == 0,
+                    size_bytes=len(stored.body),
+                    etag=stored.etag,
+                )
+
     def _require(self, ref: ObjectRef) -> StoredObject:
         found = self._find(ref)
         if found is None:
@@ -399,3 +437,78 @@ class MemoryInvoker:
         with self._lock:
             drained, self.requests = self.requests, []
             return drained
+
+
+class MemoryOutcomeLedger:
+    """The ledger's twin (adapters.ledger): day totals added per write, the journal newest first per day."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._days: dict[date, DayTotals] = {}
+        self._journal: dict[tuple[str, date], dict[str, Outcome]] = {}
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        with self._lock:
+            for outcome in outcomes:
+                self._journal.setdefault((outcome.state, outcome.day), {})[outcome.sort_key] = outcome
+            for day, change in by_day(outcomes).items():
+                self._days[day] = _added(self._days.get(day, DayTotals(day=day)), change, sign=1)
+
+    def retract(self, outcome: Outcome) -> None:
+        change = DayTotals.of_outcomes(outcome.day, [outcome]).model_copy(update={"done_slots": {}, "failed_slots": {}})
+        with self._lock:
+            self._days[outcome.day] = _added(self._days.get(outcome.day, DayTotals(day=outcome.day)), change, sign=-1)
+            self._journal.get((outcome.state, outcome.day), {}).pop(outcome.sort_key, None)
+
+    def days(self, days: Sequence[date]) -> list[DayTotals]:
+        with self._lock:
+            return [self._days.get(day, DayTotals(day=day)) for day in days]
+
+    def iter_outcomes(
+        self, state: OutcomeState, day: date, *, before: str | None = None, page_size: int = 100
+    ) -> Iterator[Outcome]:
+        with self._lock:
+            entries = sorted(self._journal.get((state, day), {}).items(), reverse=True)
+        yield from (outcome for key, outcome in entries if before is None or key < before)
+
+
+def _added(total: DayTotals, change: DayTotals, *, sign: int) -> DayTotals:
+    counters = ("done", "failed", "failed_user", "failed_pipeline", "windows", "input_tokens", "output_tokens")
+    update: dict[str, object] = {name: getattr(total, name) + sign * getattr(change, name) for name in counters}
+    update["content_seconds"] = total.content_seconds + sign * change.content_seconds
+    for name in ("done_slots", "failed_slots"):
+        slots = dict(getattr(total, name))
+        for slot, count in getattr(change, name).items():
+            slots[slot] = slots.get(slot, 0) + sign * count
+        update[name] = {slot: count for slot, count in slots.items() if count}
+    return total.model_copy(update=update)
+
+
+class MemoryControlStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._control = PipelineControl()
+
+    def load(self) -> PipelineControl:
+        with self._lock:
+            return self._control
+
+    def save(self, new: PipelineControl, expected: PipelineControl) -> PipelineControl:
+        with self._lock:
+            if self._control.version != expected.version:
+                raise StaleStateError(f"the control record changed since version {expected.version}")
+            self._control = new.model_copy(update={"version": expected.version + 1})
+            return self._control
+
+
+class MemoryUploadQueue:
+    """The ingest queue's twin: what the ops CLI sent, in order (the JSON bodies SQS would carry)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.sent: list[str] = []
+
+    def send(self, events: Sequence[Mapping[str, Any]]) -> int:
+        with self._lock:
+            self.sent.extend(json.dumps(event) for event in events)
+        return len(events)

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from videobatch.domain.results import MAX_S3_KEY_BYTES
 from videobatch.errors import InvalidInputError, RejectedUploadError, StaleStateError
-from videobatch.services.ports import ObjectInfo, ObjectRef
+from videobatch.services.ports import ListedVersion, ObjectInfo, ObjectRef
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -99,6 +99,53 @@ class S3ObjectStore:
                 raise StaleStateError(f"s3://{bucket}/{key} holds a different result already") from error
             return False
         return True
+
+    def read(self, bucket: str, key: str) -> bytes | None:
+        """The current object at ``key`` (a pointer written by ``put``); None when there is none."""
+        try:
+            response = self._client.get_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if _error_code(error) in _MISSING_CODES:
+                return None
+            raise
+        body: bytes = response["Body"].read()
+        return body
+
+    def overwrite(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        """Write ``key``, replacing what is there (pointers only: results are ``write_once``)."""
+        check_s3_key(key)
+        self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+    def iter_versions(self, bucket: str, prefix: str) -> Iterator[ListedVersion]:
+        """ListObjectVersions, page by page (an unversioned bucket answers with version "null": None here)."""
+        paginator = self._client.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            entries: list[tuple[str, ListedVersion]] = []
+            for version in page.get("Versions", []):
+                listed = ListedVersion(
+                    key=version["Key"],
+                    version_id=_version_or_none(version.get("VersionId")),
+                    is_latest=bool(version.get("IsLatest", True)),
+                    size_bytes=int(version.get("Size", 0)),
+                    etag=str(version.get("ETag", "")).strip('"') or None,
+                    last_modified=version.get("LastModified"),
+                )
+                entries.append((listed.key, listed))
+            for marker in page.get("DeleteMarkers", []):
+                listed = ListedVersion(
+                    key=marker["Key"],
+                    version_id=_version_or_none(marker.get("VersionId")),
+                    is_latest=bool(marker.get("IsLatest", True)),
+                    delete_marker=True,
+                )
+                entries.append((listed.key, listed))
+            # S3 lists versions and markers apart; within a key, the latest first as S3 orders each list.
+            entries.sort(key=lambda pair: (pair[0], not pair[1].is_latest))
+            yield from (listed for _, listed in entries)
+
+
+def _version_or_none(version_id: str | None) -> str | None:
+    return None if version_id in (None, "", "null") else version_id
 
 
 def _read_exactly(body: Any, size: int) -> bytes:

@@ -22,6 +22,7 @@ from videobatch.twelvelabs.limits import AnalysisMode
 
 if TYPE_CHECKING:
     from videobatch.domain.items import FailureReason
+    from videobatch.domain.outcomes import ResultUsage
     from videobatch.domain.records import ItemRecord
     from videobatch.domain.windows import MergedResult
 
@@ -65,6 +66,10 @@ class ItemSucceeded(_ItemDetail):
     submitted_at: AwareDatetime
     # Ready windows the API marked as partial (its error message per window); the result file has the details.
     warnings: tuple[str, ...] = ()
+    # Usage (optional, 1.x): the analysed windows' content seconds and the tokens TwelveLabs reported for them.
+    content_seconds: float | None = Field(default=None, ge=0)
+    input_tokens: int | None = Field(default=None, ge=0)
+    output_tokens: int | None = Field(default=None, ge=0)
 
 
 class ItemFailed(_ItemDetail):
@@ -145,9 +150,23 @@ def item_failed_event(item: ItemRecord, failure: FailureReason, stage: FailureSt
 
 
 def item_succeeded_event(
-    item: ItemRecord, merged: MergedResult, uri: str, *, now: datetime, warnings: tuple[str, ...] = ()
+    item: ItemRecord,
+    merged: MergedResult,
+    uri: str,
+    *,
+    now: datetime,
+    warnings: tuple[str, ...] = (),
+    usage: ResultUsage | None = None,
 ) -> ItemSucceeded:
+    usage_fields: dict[str, Any] = {}
+    if usage is not None:
+        usage_fields = {
+            "content_seconds": usage.content_seconds,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+        }
     return ItemSucceeded(
+        **usage_fields,
         **_item_fields(item),
         occurred_at=now,
         analysis_mode=item.analysis_mode,

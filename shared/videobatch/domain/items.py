@@ -19,9 +19,16 @@ stateDiagram-v2
     submitted --> done: all windows ready, result written to S3 (finish)
     submitted --> queued: canceled / expired / retryable failure (requeue)
     submitted --> failed: terminal error or max attempts (fail)
+    failed --> queued: operator requeue, windows kept (reopen_queued; ItemStore.reopen only)
+    failed --> registered: operator requeue, no usable asset (reopen_registered; ItemStore.reopen only)
     done --> [*]
     failed --> [*]
 ```
+
+The two ``failed -> ...`` arrows are the operator's (``videobatch requeue``), not the pipeline's: they are in
+``OPERATOR_TRANSITIONS``, not ``ALLOWED_TRANSITIONS``, so ``done`` and ``failed`` stay terminal for every service
+(``check_transition`` refuses them, and so does every store's ``save``); only ``ItemRecord.reopen_*`` builds them and
+only ``ItemStore.reopen`` (``check_operator_transition``) stores them.
 """
 
 from __future__ import annotations
@@ -74,20 +81,39 @@ def check_transition(source: ItemState, target: ItemState) -> None:
         raise InvalidTransitionError(source.value, target.value, tuple(sorted(state.value for state in allowed)))
 
 
+# An operator puts a failed item back to work (videobatch requeue): back to the queue when its windows and asset
+# are still good, else back to registered for a new asset. Nothing else ever leaves a terminal state.
+OPERATOR_TRANSITIONS: Final[Mapping[ItemState, frozenset[ItemState]]] = {
+    ItemState.FAILED: frozenset({ItemState.QUEUED, ItemState.REGISTERED}),
+}
+
+
+def check_operator_transition(source: ItemState, target: ItemState) -> None:
+    """Raise InvalidTransitionError unless ``source -> target`` is one of the operator's moves."""
+    allowed = OPERATOR_TRANSITIONS.get(source, frozenset())
+    if target not in allowed:
+        raise InvalidTransitionError(source.value, target.value, tuple(sorted(state.value for state in allowed)))
+
+
 ITEM_ID_LENGTH: Final = 32
 _ITEM_ID_PATTERN: Final = re.compile(r"^[0-9a-f]{32}$")
 _CUSTOM_ID_PATTERN: Final = re.compile(r"^(?P<item_id>[0-9a-f]{32})-a(?P<attempt>\d{1,9})-w(?P<window>\d{1,3})$")
 
 
-def item_id_for(bucket: str, key: str, version_id: str | None) -> str:
+def item_id_for(bucket: str, key: str, version_id: str | None, profile: str | None = None) -> str:
     """The deterministic id of one object version: 32 lowercase hex characters.
 
     The three parts are JSON-encoded before hashing so no choice of separators can make two different objects
     collide (``a/b`` + ``c`` vs ``a`` + ``b/c``). S3 names the version of an object written while versioning was
     off either not at all or ``"null"``, depending on the API; all spellings of "no version" give the same id.
+
+    ``profile``: an analysis an operator asked for with a profile of their choice (``videobatch reprocess``), a
+    second item of the same object version; its profile is part of its identity (a fourth part, so the ids of the
+    items ingest makes, named by their key's profile, stay what they always were).
     """
     version = None if version_id in (None, "", "null") else version_id
-    material = json.dumps([bucket, key, version], ensure_ascii=False, separators=(",", ":"))
+    parts: list[str | None] = [bucket, key, version] if profile is None else [bucket, key, version, profile]
+    material = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:ITEM_ID_LENGTH]
 
 
@@ -176,6 +202,8 @@ USER_FAILURE_CODES: Final[frozenset[str]] = frozenset(
         "content_policy_violation",
         "content_moderation",
         "content_moderated",
+        # Not the upload's fault, but no fault to page about either: an operator chose it (cancel-batch --fail).
+        "canceled_by_operator",
     }
 )
 FailureKind = Literal["user", "pipeline"]

@@ -23,11 +23,13 @@ from videobatch.domain.items import (
     FailureReason,
     ItemState,
     Window,
+    check_operator_transition,
     check_transition,
     custom_id_for,
     item_id_for,
 )
 from videobatch.domain.packing import ContentCounting, content_seconds
+from videobatch.errors import InvalidInputError
 from videobatch.twelvelabs.limits import AnalysisMode
 
 NOTE_LIMIT: Final = 1000
@@ -69,10 +71,12 @@ class UploadedObject(BaseModel):
     version_id: str | None = None
     etag: str | None = None
     size_bytes: int = Field(ge=0)
+    # Set for an operator's reprocess: the profile is chosen, not derived from the key, and part of the item id.
+    pinned_profile: str | None = None
 
     @property
     def item_id(self) -> str:
-        return item_id_for(self.bucket, self.key, self.version_id)
+        return item_id_for(self.bucket, self.key, self.version_id, self.pinned_profile)
 
     def identity(self) -> UploadIdentity:
         return UploadIdentity(
@@ -126,6 +130,14 @@ class ItemRecord(BaseModel):
     failure: FailureReason | None = None
     finished_at: datetime | None = None
     note: str | None = None  # why a repair or a requeue last moved the item, for the person looking at it
+    # Attempt numbers an operator forgave (videobatch requeue --reset-attempts): spent like released ones (a
+    # custom_id is never reused) and, like them, not counted towards max_attempts.
+    forgiven_attempts: int = Field(default=0, ge=0)
+    # True for an operator's reprocess (videobatch reprocess): profile_name was chosen, not derived from the key;
+    # it is part of the item id (item_id_for(..., profile)) and of the result's address (domain.results).
+    profile_pinned: bool = False
+    # When S3 says the object version was created (the event's time): which version of a key is the latest.
+    uploaded_at: datetime | None = None
 
     @property
     def terminal(self) -> bool:
@@ -166,9 +178,11 @@ class ItemRecord(BaseModel):
         analysis_mode: AnalysisMode,
         upload_method: str | None,
         now: datetime,
+        uploaded_at: datetime | None = None,
     ) -> ItemRecord:
         """A new upload about to get its TwelveLabs asset."""
         return cls(
+            uploaded_at=uploaded_at,
             **upload.identity(),
             profile_name=profile_name,
             analysis_mode=analysis_mode,
@@ -176,6 +190,7 @@ class ItemRecord(BaseModel):
             created_at=now,
             updated_at=now,
             upload_method=upload_method,
+            profile_pinned=upload.pinned_profile is not None,
         )
 
     @classmethod
@@ -183,11 +198,13 @@ class ItemRecord(BaseModel):
         """An upload that cannot be analysed, born ``failed`` so its reason can be looked up like any other."""
         return cls(
             **upload.identity(),
+            profile_name=upload.pinned_profile,
             state=ItemState.FAILED,
             created_at=now,
             updated_at=now,
             failure=failure,
             finished_at=now,
+            profile_pinned=upload.pinned_profile is not None,
         )
 
     # --- transitions (one per arrow of the lifecycle) --------------------------------------------------------
@@ -271,10 +288,60 @@ class ItemRecord(BaseModel):
         """Any live state -> failed, with the reason (the batch and task ids stay for the person looking)."""
         return self._move(ItemState.FAILED, now, failure=failure, finished_at=now)
 
+    # --- the operator's moves (domain.items.OPERATOR_TRANSITIONS; stored only by ItemStore.reopen) -------------
+
+    def reopen_queued(self, note: str, *, now: datetime, reset_attempts: bool = False) -> ItemRecord:
+        """failed -> queued, an operator's requeue: its asset and windows are still good, so it waits for a batch
+        again (the wait counted from now). The attempt counter is never lowered (a custom_id is never reused);
+        ``reset_attempts`` forgives the counted ones instead."""
+        if self.asset_id is None or not self.windows or self.duration_seconds is None:
+            raise InvalidInputError(f"item {self.item_id} has no asset and windows to queue: reopen it as registered")
+        return self._reopen(ItemState.QUEUED, note, now, reset_attempts, queued_at=now, eligible_at=now)
+
+    def reopen_registered(self, note: str, *, now: datetime, reset_attempts: bool = False) -> ItemRecord:
+        """failed -> registered, an operator's requeue of an item without a usable asset (never created, failed or
+        deleted): ingest creates a new one when the upload's event is delivered again."""
+        if self.profile_name is None or self.upload_method is None:
+            raise InvalidInputError(f"item {self.item_id} was refused at ingest ({self.failure}): upload it again")
+        return self._reopen(
+            ItemState.REGISTERED,
+            note,
+            now,
+            reset_attempts,
+            created_at=now,  # the sweeper's ingest timeout counts from here, not from the first upload
+            asset_id=None,
+            asset_created_at=None,
+            duration_seconds=None,
+            windows=(),
+            queued_at=None,
+            eligible_at=None,
+        )
+
+    def _reopen(self, target: ItemState, note: str, now: datetime, reset_attempts: bool, **fields: Any) -> ItemRecord:
+        check_operator_transition(self.state, target)
+        forgiven = self.attempts - self.released_attempts if reset_attempts else self.forgiven_attempts
+        cleared: dict[str, Any] = {
+            "failure": None,
+            "finished_at": None,
+            "result_key": None,
+            "claim_id": None,
+            "claimed_at": None,
+            "batch_id": None,
+            "submitted_at": None,
+            "task_ids": {},
+        }
+        update = {**cleared, **fields, "forgiven_attempts": max(forgiven, 0), "note": note[:NOTE_LIMIT]}
+        return self.model_copy(update={"state": target, "updated_at": now, **update})
+
+    @property
+    def result_profile(self) -> str | None:
+        """The profile that is part of the result's address: only a pinned one (reprocess) is."""
+        return self.profile_name if self.profile_pinned else None
+
     @property
     def counted_attempts(self) -> int:
         """Submissions that reached TwelveLabs: what max_attempts limits."""
-        return max(self.attempts - self.released_attempts, 0)
+        return max(self.attempts - self.released_attempts - self.forgiven_attempts, 0)
 
     def content_seconds(self, counting: ContentCounting) -> float:
         """What this video counts towards a batch's content limit (``domain.packing.content_seconds``)."""

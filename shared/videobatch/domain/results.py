@@ -12,6 +12,18 @@ key, so the result can still be told apart and found by listing the folder:
     <ResultsPrefix>_long-keys/<sha256 hex of key>.version-<version_id>.json
 
 Only a results prefix or version id so long that even that does not fit fails the item (``result_key_too_long``).
+
+An operator's reprocess (``videobatch reprocess --analysis-profile P``) analyses the same object version again
+with profile ``P``; its result carries the profile in its address, so every analysis stays addressable:
+
+    <ResultsPrefix><key>.version-<version_id>.profile-<P>.json
+
+The latest result of a key has a stable address too, a small pointer document rewritten as results arrive
+(``latest_pointer_key``; the reprocess results of profile ``P`` have their own ``.profile-<P>`` pointer):
+
+    <ResultsPrefix>latest/<key>.json     -> {"result_s3_uri": ..., "source": {...}, ...}
+
+bounded like the results (``<ResultsPrefix>latest/_long-keys/<sha256 hex of key>.json``).
 """
 
 from __future__ import annotations
@@ -33,14 +45,28 @@ if TYPE_CHECKING:
 RESULT_SCHEMA_VERSION: Final = "1.0"
 MAX_S3_KEY_BYTES: Final = 1024
 LONG_KEYS_FOLDER: Final = "_long-keys/"
+LATEST_FOLDER: Final = "latest/"
+POINTER_KIND: Final = "videobatch.latest-result"
 
 
 class ResultKeyTooLongError(InvalidInputError):
     """Not even the bounded address of a result fits S3's key limit (an absurd prefix or version id)."""
 
 
-def result_key(results_prefix: str, key: str, version_id: str | None) -> str:
-    suffix = f".version-{version_id}.json" if version_id and version_id != "null" else ".json"
+def result_key(results_prefix: str, key: str, version_id: str | None, profile: str | None = None) -> str:
+    """Where the result of (key, version) goes; ``profile`` only for a pinned profile (ItemRecord.result_profile)."""
+    suffix = f".version-{version_id}" if version_id and version_id != "null" else ""
+    suffix += f".profile-{profile}.json" if profile else ".json"
+    return _bounded(results_prefix, key, suffix)
+
+
+def latest_pointer_key(results_prefix: str, key: str, profile: str | None = None) -> str:
+    """The stable address of the latest result of ``key`` (of a pinned ``profile``): a pointer document."""
+    suffix = f".profile-{profile}.json" if profile else ".json"
+    return _bounded(f"{results_prefix}{LATEST_FOLDER}", key, suffix)
+
+
+def _bounded(results_prefix: str, key: str, suffix: str) -> str:
     mirrored = f"{results_prefix}{key}{suffix}"
     if _fits(mirrored):
         return mirrored

@@ -46,6 +46,7 @@ from videobatch.services.ports import (
     ObjectStore,
     TwelveLabsBatches,
 )
+from videobatch.services.result_pointers import point_latest, usage_of
 from videobatch.services.submissions import SubmissionRecorder
 from videobatch.twelvelabs import limits
 from videobatch.twelvelabs.models import Batch, BatchResultItem
@@ -250,7 +251,7 @@ class BatchCheckService:
         ]
         try:
             merged = merge_window_results(item.analysis_mode, self._response_format_type(item), parts)
-            key = result_key(self._settings.results_prefix, item.key, item.version_id)
+            key = result_key(self._settings.results_prefix, item.key, item.version_id, item.result_profile)
             body = result_document(item, record, windows, lines, merged)
             bucket = self._settings.results_bucket or item.bucket
             self._objects.write_once(bucket, key, body, "application/json")
@@ -261,7 +262,9 @@ class BatchCheckService:
         warnings = tuple(line.warning.message for line in lines.values() if line.warning is not None)
         if warnings:
             self._metrics.add_metric(name="ResultWarnings", unit="Count", value=len(warnings))
-        if self._writer.finish(item, f"s3://{bucket}/{key}", key, merged, warnings) is not None:
+        point_latest(self._objects, bucket=bucket, results_prefix=self._settings.results_prefix, item=item, key=key)
+        usage = usage_of(windows, lines)
+        if self._writer.finish(item, f"s3://{bucket}/{key}", key, merged, warnings=warnings, usage=usage) is not None:
             run.succeeded += 1
 
     def _response_format_type(self, item: ItemRecord) -> str | None:

@@ -49,8 +49,9 @@ from videobatch.errors import (
     is_pipeline_fault,
 )
 from videobatch.services.asset_checker import assets_of
+from videobatch.services.control import paused
 from videobatch.services.lifecycle import ItemWriter
-from videobatch.services.ports import BatchStore, ItemStore, LeaseStore, MetricsSink, TwelveLabsFlushApi
+from videobatch.services.ports import BatchStore, ControlStore, ItemStore, LeaseStore, MetricsSink, TwelveLabsFlushApi
 from videobatch.services.reconciler import ReconcileService
 from videobatch.services.submissions import FoundBatch, RecordOutcome, SubmissionRecorder
 from videobatch.twelvelabs import limits
@@ -136,8 +137,11 @@ class FlushService:
         metrics: MetricsSink,
         reconciler: ReconcileService,
         owner: str | None = None,
+        control: ControlStore | None = None,
     ) -> None:
-        """``reconciler`` runs first in every flush (under the lease); ``recorder`` writes claims and batches."""
+        """``reconciler`` runs first in every flush (under the lease); ``recorder`` writes claims and batches;
+        ``control``: the operators' pause switch, read before planning (None: never paused)."""
+        self._control = control
         self._settings = settings
         self._clock = clock
         self._items = items
@@ -179,6 +183,8 @@ class FlushService:
     # --- planning -----------------------------------------------------------------------------------------
 
     def _flush(self, summary: FlushSummary) -> None:
+        if paused(self._control, self._metrics):
+            raise _Stop("paused by an operator")  # no new batch; running ones are collected as ever
         self._unknown = self._unknown_statuses()
         active = self._active_batches()
         if self._free_slots(active) <= 0 and self._waiting:

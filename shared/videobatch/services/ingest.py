@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from videobatch.clock import Clock
 from videobatch.config import Settings
 from videobatch.domain.items import FailureReason, ItemState, item_id_for
-from videobatch.domain.profiles import Profile, ProfileSet
+from videobatch.domain.profiles import PROFILE_NAME_PATTERN, Profile, ProfileSet
 from videobatch.domain.records import ItemRecord, UploadedObject
 from videobatch.domain.uploads import (
     HEAD_BYTES_NEEDED,
@@ -29,7 +30,7 @@ from videobatch.domain.uploads import (
     event_key_candidates,
     inspect_upload,
 )
-from videobatch.errors import BadRequestError, InvalidInputError, RejectedUploadError
+from videobatch.errors import BadRequestError, ConfigurationError, InvalidInputError, RejectedUploadError
 from videobatch.services.lifecycle import ItemWriter
 from videobatch.services.ports import (
     ItemStore,
@@ -58,9 +59,17 @@ class S3Object(_AwsModel):
     version_id: str | None = Field(default=None, alias="version-id")
 
 
+class OperatorDirective(_AwsModel):
+    """What the ops CLI adds to the events it sends (``domain.upload_events``); S3 never sends it."""
+
+    # videobatch reprocess: analyse with this profile, as an item of its own (item_id_for(..., profile)).
+    profile: str | None = Field(default=None, pattern=PROFILE_NAME_PATTERN)
+
+
 class ObjectCreatedDetail(_AwsModel):
     bucket: S3Bucket
     object: S3Object
+    videobatch: OperatorDirective | None = None
 
 
 class ObjectCreatedEvent(_AwsModel):
@@ -129,9 +138,10 @@ class IngestService:
             raise InvalidInputError(
                 f"the event names bucket {bucket!r}; this stack ingests only {self._settings.video_bucket!r}"
             )
+        pinned = detail.videobatch.profile if detail.videobatch is not None else None
         candidates = event_key_candidates(detail.object.key)
         for key in candidates:
-            existing = self._items.get(item_id_for(bucket, key, version_id))
+            existing = self._items.get(item_id_for(bucket, key, version_id, pinned))
             if existing is not None:
                 return self._resume(existing)
         ref = ObjectRef(bucket=bucket, key=candidates[0], version_id=version_id)
@@ -140,13 +150,15 @@ class IngestService:
             plan = self._inspect(ref, info)
             if plan.decision is UploadDecision.IGNORE:
                 logger.info("ignored upload", extra={"key": ref.key, "reason": plan.ignore_reason})
-                item_id = item_id_for(bucket, ref.key, version_id)
+                item_id = item_id_for(bucket, ref.key, version_id, pinned)
                 return IngestResult(outcome=IngestOutcome.IGNORED, item_id=item_id, reason=str(plan.ignore_reason))
-            profile = self._profiles.for_key(ref.key)
+            profile = self._profile(ref.key, pinned)
         except RejectedUploadError as rejected:
-            return self._reject(item_id_for(bucket, ref.key, version_id), ref, rejected, detail.object)
-        item_id = item_id_for(bucket, ref.key, version_id)
-        item, created = self._writer.create(self._new_item(item_id, ref, plan, profile, detail.object.etag))
+            rejected_id = item_id_for(bucket, ref.key, version_id, pinned)
+            return self._reject(rejected_id, ref, rejected, detail.object, pinned=pinned)
+        item_id = item_id_for(bucket, ref.key, version_id, pinned)
+        new = self._new_item(item_id, ref, plan, profile, detail.object.etag, pinned=pinned, uploaded_at=event.time)
+        item, created = self._writer.create(new)
         if not created:
             return self._resume(item)
         return self._create_asset(item)
@@ -169,6 +181,15 @@ class IngestService:
             key=ref.key, size_bytes=info.size_bytes, head_bytes=head, results_prefix=self._settings.results_prefix
         )
 
+    def _profile(self, key: str, pinned: str | None) -> Profile:
+        """The key's profile, or the one an operator pinned (reprocess); a pinned one removed meanwhile fails it."""
+        if pinned is None:
+            return self._profiles.for_key(key)
+        try:
+            return self._profiles.by_name(pinned)
+        except ConfigurationError as error:
+            raise RejectedUploadError("profile_missing", str(error)) from error
+
     def _resume(self, item: ItemRecord) -> IngestResult:
         if item.state is ItemState.REGISTERED:
             logger.info("resuming registered item", extra={"item_id": item.item_id})
@@ -176,10 +197,23 @@ class IngestService:
         return IngestResult(outcome=IngestOutcome.DUPLICATE, item_id=item.item_id, state=item.state)
 
     def _new_item(
-        self, item_id: str, ref: ObjectRef, plan: UploadPlan, profile: Profile, etag: str | None
+        self,
+        item_id: str,
+        ref: ObjectRef,
+        plan: UploadPlan,
+        profile: Profile,
+        etag: str | None,
+        *,
+        pinned: str | None,
+        uploaded_at: datetime | None,
     ) -> ItemRecord:
         upload = UploadedObject(
-            bucket=ref.bucket, key=ref.key, version_id=ref.version_id, etag=etag, size_bytes=plan.size_bytes
+            bucket=ref.bucket,
+            key=ref.key,
+            version_id=ref.version_id,
+            etag=etag,
+            size_bytes=plan.size_bytes,
+            pinned_profile=pinned,
         )
         assert upload.item_id == item_id
         return ItemRecord.registered(
@@ -188,6 +222,7 @@ class IngestService:
             analysis_mode=profile.analysis_mode,
             upload_method=None if plan.method is None else plan.method.value,
             now=self._clock.now(),
+            uploaded_at=uploaded_at,
         )
 
     def _create_asset(self, item: ItemRecord) -> IngestResult:
@@ -218,10 +253,17 @@ class IngestService:
         url = self._objects.presigned_get_url(ref, self._settings.presigned_url_ttl_seconds)
         return self._assets.create_asset_from_url(url, filename=filename, user_metadata=metadata).id
 
-    def _reject(self, item_id: str, ref: ObjectRef, rejected: RejectedUploadError, obj: S3Object) -> IngestResult:
+    def _reject(
+        self, item_id: str, ref: ObjectRef, rejected: RejectedUploadError, obj: S3Object, *, pinned: str | None
+    ) -> IngestResult:
         failure = FailureReason(code=rejected.reason, message=rejected.message)
         upload = UploadedObject(
-            bucket=ref.bucket, key=ref.key, version_id=ref.version_id, etag=obj.etag, size_bytes=obj.size
+            bucket=ref.bucket,
+            key=ref.key,
+            version_id=ref.version_id,
+            etag=obj.etag,
+            size_bytes=obj.size,
+            pinned_profile=pinned,
         )
         item = ItemRecord.rejected(upload, failure, now=self._clock.now())
         stored, created = self._writer.reject(item)

@@ -7,7 +7,12 @@ checks the move); the writer makes it durable and tells the world, the same way 
   counted and logged, never an error: someone else moved the item first and their write stands;
 - a failure publishes ``Item Failed`` and counts ``ItemsFailed`` plus ``ItemsFailedUser`` or
   ``ItemsFailedPipeline`` (``FailureReason.kind``: only the pipeline's own failures page someone);
-- a success publishes ``Item Succeeded`` and counts ``ItemsSucceeded``; a requeue counts ``ItemsRequeued``.
+- a success publishes ``Item Succeeded`` and counts ``ItemsSucceeded``; a requeue counts ``ItemsRequeued``;
+- every ``done`` / ``failed`` item is reported to the outcome ledger (``domain.outcomes``): a failure at once, the
+  successes buffered until ``flush_outcomes`` (the recorder calls it once per batch check), so the counters cost a
+  write per failure and per batch; with ``DeleteAssets=after_result`` the terminal item's TwelveLabs asset is
+  deleted at the same moments (best effort: the sweeper's orphan pass deletes what a failed delete left);
+- ``reopen`` is the operator's requeue of a failed item (``ItemStore.reopen``); its failure leaves the ledger.
 
 The item is saved before its event is published: a crash in between loses the event, never the state (the record is
 the source of truth, and a redelivered trigger finds it already moved).
@@ -25,13 +30,21 @@ from typing import TYPE_CHECKING, Final
 
 from videobatch.domain.events import FailureStage, item_failed_event, item_succeeded_event
 from videobatch.domain.items import FailureReason, ItemState
-from videobatch.errors import StaleStateError
+from videobatch.domain.outcomes import Outcome
+from videobatch.errors import NotFoundError, StaleStateError, TwelveLabsError
 
 if TYPE_CHECKING:
     from videobatch.clock import Clock
+    from videobatch.domain.outcomes import ResultUsage
     from videobatch.domain.records import ItemRecord
     from videobatch.domain.windows import MergedResult
-    from videobatch.services.ports import EventPublisher, ItemStore, MetricsSink
+    from videobatch.services.ports import (
+        EventPublisher,
+        ItemStore,
+        MetricsSink,
+        OutcomeLedger,
+        TwelveLabsAssetCleanup,
+    )
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +67,20 @@ class ItemWriter:
         metrics: MetricsSink,
         clock: Clock,
         write_concurrency: int = 1,
+        ledger: OutcomeLedger | None = None,
+        asset_cleanup: TwelveLabsAssetCleanup | None = None,
     ) -> None:
+        """``ledger``: where outcomes are counted (None: nowhere); ``asset_cleanup``: set when terminal items'
+        assets are to be deleted (DeleteAssets=after_result)."""
         self._items = items
         self._events = events
         self._metrics = metrics
         self._clock = clock
         self._concurrency = write_concurrency
         self._lock = threading.Lock()
+        self._ledger = ledger
+        self._asset_cleanup = asset_cleanup
+        self._pending_outcomes: list[Outcome] = []
         self.lost_races = 0
 
     def create(self, item: ItemRecord) -> tuple[ItemRecord, bool]:
@@ -123,16 +143,42 @@ class ItemWriter:
         result_uri: str,
         result_key: str,
         merged: MergedResult,
+        *,
         warnings: tuple[str, ...] = (),
+        usage: ResultUsage | None = None,
     ) -> ItemRecord | None:
         now = self._clock.now()
         stored = self.save(item.finish(result_key, now=now), item)
         if stored is not None:
             self._metrics.add_metric(name="ItemsSucceeded", unit="Count", value=1)
             logger.info("item done", extra={"item_id": item.item_id, "batch_id": item.batch_id})
-            event = item_succeeded_event(stored, merged, result_uri, now=now, warnings=warnings)
+            event = item_succeeded_event(stored, merged, result_uri, now=now, warnings=warnings, usage=usage)
             self._events.publish([event])
+            self._pending_outcomes.append(Outcome.of(stored, usage))
         return stored
+
+    def reopen(self, item: ItemRecord, new: ItemRecord) -> ItemRecord | None:
+        """An operator's requeue (``new`` is ``item.reopen_queued/registered(...)``); None when it moved first."""
+        try:
+            stored = self._items.reopen(new, item)
+        except StaleStateError:
+            self.lost_races += 1
+            logger.info("item changed meanwhile; not reopened", extra={"item_id": item.item_id})
+            return None
+        if self._ledger is not None:
+            self._ledger.retract(Outcome.of(item))
+        logger.info("item reopened by an operator", extra={"item_id": item.item_id, "state": stored.state.value})
+        return stored
+
+    def flush_outcomes(self) -> None:
+        """Count the buffered successes (one ledger write) and delete their assets if so configured."""
+        pending, self._pending_outcomes = self._pending_outcomes, []
+        if not pending:
+            return
+        if self._ledger is not None:
+            self._ledger.record(pending)
+        for outcome in pending:
+            self._delete_asset(outcome)
 
     def _failed(self, item: ItemRecord, failure: FailureReason, stage: FailureStage) -> None:
         self._metrics.add_metric(name="ItemsFailed", unit="Count", value=1)
@@ -142,3 +188,19 @@ class ItemWriter:
             "item failed", extra={"item_id": item.item_id, "code": failure.code, "stage": stage, "kind": failure.kind}
         )
         self._events.publish([item_failed_event(item, failure, stage, now=self._clock.now())])
+        outcome = Outcome.of(item)
+        if self._ledger is not None:
+            self._ledger.record([outcome])
+        self._delete_asset(outcome)
+
+    def _delete_asset(self, outcome: Outcome) -> None:
+        if self._asset_cleanup is None or outcome.asset_id is None:
+            return
+        try:
+            self._asset_cleanup.delete_asset(outcome.asset_id)
+        except NotFoundError:
+            pass  # deleted already (a retried run, or by hand)
+        except TwelveLabsError as error:
+            # Left for the sweeper's orphan pass, which deletes the assets of terminal items too (after_result).
+            self._metrics.add_metric(name="AssetDeletesFailed", unit="Count", value=1)
+            logger.warning("asset not deleted", extra={"asset_id": outcome.asset_id, "error": str(error)})

@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    from datetime import date
+
+    from videobatch.domain.control import PipelineControl
     from videobatch.domain.events import OutgoingEvent
+    from videobatch.domain.outcomes import DayTotals, Outcome, OutcomeState
     from videobatch.domain.records import BatchProgress, BatchRecord, ClaimRecord, ItemRecord
     from videobatch.twelvelabs.models import (
         Asset,
@@ -47,11 +51,40 @@ class ObjectInfo(BaseModel):
     etag: str | None = None
 
 
+class ListedVersion(BaseModel):
+    """One entry of a bucket listing by version (ListObjectVersions): an object version or a delete marker."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    version_id: str | None = None  # None: the object of an unversioned bucket ("null" in S3's answers)
+    is_latest: bool = True
+    delete_marker: bool = False
+    size_bytes: int = 0
+    etag: str | None = None
+    last_modified: datetime | None = None  # when S3 created the version (None where the store does not say)
+
+
+class ObjectLister(Protocol):
+    """Enumerating a bucket (backfill, reprocess, deletions): every version and delete marker under a prefix, by key
+    and newest first within a key, page by page."""
+
+    def iter_versions(self, bucket: str, prefix: str) -> Iterator[ListedVersion]: ...
+
+
+class UploadQueue(Protocol):
+    """The ingest queue, for events the ops CLI sends (domain.upload_events); returns how many were sent."""
+
+    def send(self, events: Sequence[Mapping[str, Any]]) -> int: ...
+
+
 class ItemStore(Protocol):
     def create(self, item: ItemRecord) -> tuple[ItemRecord, bool]: ...
     def get(self, item_id: str) -> ItemRecord | None: ...
     def get_many(self, item_ids: Sequence[str]) -> dict[str, ItemRecord]: ...
     def save(self, new: ItemRecord, expected: ItemRecord) -> ItemRecord: ...
+    # The operator's moves only (failed -> queued | registered); save refuses them, reopen refuses everything else.
+    def reopen(self, new: ItemRecord, expected: ItemRecord) -> ItemRecord: ...
     def iter_queue(
         self, queue: str, *, until: datetime | None = None, page_size: int = 100
     ) -> Iterator[ItemRecord]: ...
@@ -90,12 +123,15 @@ class LeaseStore(Protocol):
     def inspect(self, name: str) -> LeaseInfo | None: ...
 
 
-class ObjectStore(Protocol):
+class ObjectStore(ObjectLister, Protocol):
     def head(self, ref: ObjectRef) -> ObjectInfo: ...
     def read_range(self, ref: ObjectRef, start_byte: int, length_bytes: int) -> bytes: ...
     def iter_chunks(self, ref: ObjectRef, chunk_size_bytes: int) -> Iterator[bytes]: ...
     def presigned_get_url(self, ref: ObjectRef, expires_seconds: int) -> str: ...
     def write_once(self, bucket: str, key: str, body: bytes, content_type: str) -> bool: ...
+    # The latest-result pointers (services.result_pointers): read one back (None: absent), and overwrite it.
+    def read(self, bucket: str, key: str) -> bytes | None: ...
+    def overwrite(self, bucket: str, key: str, body: bytes, content_type: str) -> None: ...
 
 
 class EventPublisher(Protocol):
@@ -106,6 +142,35 @@ class MetricsSink(Protocol):
     """What services need of Powertools Metrics (which satisfies it): EMF metrics flushed by the handler."""
 
     def add_metric(self, name: str, unit: str, value: float) -> None: ...
+
+
+class OutcomeLedger(Protocol):
+    """Outcomes of items (done / failed) journaled and counted per day (``domain.outcomes``)."""
+
+    def record(self, outcomes: Sequence[Outcome]) -> None: ...
+    # An operator's requeue: the failure no longer counts as failed, and leaves the journal.
+    def retract(self, outcome: Outcome) -> None: ...
+    # The totals of these UTC days (a day nothing happened on: zeros), in the order asked.
+    def days(self, days: Sequence[date]) -> list[DayTotals]: ...
+    # One day's journal of one state, newest first; ``before``: continue after this sort key (Outcome.sort_key).
+    def iter_outcomes(
+        self, state: OutcomeState, day: date, *, before: str | None = None, page_size: int = 100
+    ) -> Iterator[Outcome]: ...
+
+
+class ControlStore(Protocol):
+    """The pipeline's control record (``domain.control``): paused or not."""
+
+    def load(self) -> PipelineControl: ...
+    # Conditional on the version read (StaleStateError when someone else changed it first).
+    def save(self, new: PipelineControl, expected: PipelineControl) -> PipelineControl: ...
+
+
+class TwelveLabsAssetCleanup(Protocol):
+    """Deleting assets (DeleteAssets=after_result, orphans): the client's delete, and listing for the sweep."""
+
+    def delete_asset(self, asset_id: str) -> None: ...
+    def iter_assets(self, *, page_limit: int | None = None) -> Iterator[Asset]: ...
 
 
 class TwelveLabsAssets(Protocol):
@@ -146,7 +211,7 @@ class TwelveLabsFlushApi(TwelveLabsBatches, TwelveLabsAssets, Protocol):
     """What the flusher needs: batches, and assets to trace a refused create to its videos."""
 
 
-class TwelveLabsApi(TwelveLabsFlushApi, Protocol):
+class TwelveLabsApi(TwelveLabsFlushApi, TwelveLabsAssetCleanup, Protocol):
     """All of ``TwelveLabsClient`` the pipeline uses: what the runtime holds (and closes)."""
 
     def close(self) -> None: ...

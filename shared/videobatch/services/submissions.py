@@ -330,6 +330,8 @@ class SubmissionRecorder:
     ) -> BatchProgress | None:
         """A check's outcome (``new``, built from ``progress``); when it closes the batch (``record`` given then),
         its expiry check is dropped and Batch Finished published. None: changed meanwhile."""
+        # The check's successes reach the outcome ledger here: one write per batch check, not one per item.
+        self._writer.flush_outcomes()
         if new == progress:
             return progress  # nothing moved: no write
         try:

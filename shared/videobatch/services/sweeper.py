@@ -47,6 +47,7 @@ from videobatch.domain.records import (
 )
 from videobatch.errors import NotFoundError, VideoBatchError, is_pipeline_fault
 from videobatch.services.asset_checker import AssetCheckService
+from videobatch.services.asset_janitor import OrphanAssetSweep
 from videobatch.services.batch_checker import BatchCheckService
 from videobatch.services.lifecycle import ItemWriter
 from videobatch.services.ports import BatchStore, ClaimStore, ItemStore, LeaseStore, MetricsSink, TwelveLabsBatches
@@ -83,6 +84,7 @@ class SweepPorts:
     reconciler: ReconcileService
     asset_checker: AssetCheckService
     batch_checker: BatchCheckService
+    asset_janitor: OrphanAssetSweep | None = None  # orphan assets, once a day (services.asset_janitor)
 
 
 class SweepSummary(BaseModel):
@@ -104,6 +106,7 @@ class SweepSummary(BaseModel):
     batches_near_deletion: int = 0
     batch_items_settled: int = 0  # by the batch checker runs the sweep started
     repairs_faulted: int = 0  # one item's or batch's repair stopped on its own fault; the sweep went on
+    orphan_assets_deleted: int = 0  # TwelveLabs assets no item records (the daily pass; not counted as repairs)
 
     @property
     def work_done(self) -> int:
@@ -152,6 +155,9 @@ class SweepService:
         self._sweep_claimed(ports, summary)
         self._sweep_submitted(ports, summary)
         self._sweep_batches(ports, summary)
+        if ports.asset_janitor is not None:
+            with self._isolated(summary):
+                summary.orphan_assets_deleted = ports.asset_janitor.run()
         summary.lost_races += self._writer.lost_races - races_before
         self._metrics.add_metric(name="SweepRepairs", unit="Count", value=summary.work_done)
         return summary

@@ -15,6 +15,7 @@ from botocore.config import Config
 
 from tests.surgery import overwrite_item
 from twelvelabs_emulator import EmulatorServer
+from videobatch.adapters.control import DynamoControlStore
 from videobatch.adapters.dynamodb import (
     DynamoBatchRepository,
     DynamoClaimRepository,
@@ -24,6 +25,7 @@ from videobatch.adapters.dynamodb import (
     create_table,
 )
 from videobatch.adapters.events import EventBridgePublisher
+from videobatch.adapters.ledger import DynamoOutcomeLedger
 from videobatch.adapters.memory import MemoryInvoker
 from videobatch.adapters.s3 import S3ObjectStore
 from videobatch.adapters.scheduler import BatchExpiryScheduler
@@ -110,6 +112,8 @@ class Stack:
             metrics=self.metrics,
             invoker=self.invoker,
             replays=DynamoReplayGuard(self.dynamodb, self.settings.table_name),
+            ledger=DynamoOutcomeLedger(self.dynamodb, self.settings.table_name),
+            control=DynamoControlStore(self.dynamodb, self.settings.table_name),
         )
 
     def overwrite_item(self, item: ItemRecord) -> None:

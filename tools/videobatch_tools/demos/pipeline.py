@@ -53,6 +53,7 @@ def run(out: TextIO) -> int:
         items = sorted(pipeline.items(), key=lambda item: item.key)
         _print_table(items, out)
         _print_sample_result(pipeline, items, out)
+        _print_status(pipeline, out)
         out.write(
             f"\n{report.steps} steps, {report.advanced_seconds / 3600:.1f} h of virtual time, "
             f"{time.perf_counter() - started:.1f} s of wall time\n"
@@ -91,3 +92,19 @@ def _print_sample_result(pipeline: LocalPipeline, items: list[ItemRecord], out: 
     lines = text.splitlines()
     out.write(f"\nresult of {done[0].key} (first {min(len(lines), 25)} of {len(lines)} lines):\n")
     out.write("\n".join(lines[:25]) + "\n")
+
+
+def _print_status(pipeline: LocalPipeline, out: TextIO) -> None:
+    """What an operator sees: ``videobatch status --stack NAME`` against the local stack (published to
+    CloudFormation in moto, on its virtual clock)."""
+    import io
+    from contextlib import redirect_stdout
+
+    from videobatch_ops import cli
+    from videobatch_ops.common import use_clock
+
+    stack = pipeline.publish_stack()
+    shown = io.StringIO()
+    with use_clock(pipeline.clock), redirect_stdout(shown):
+        cli.main(["status", "--stack", stack, "--days", "1"])
+    out.write(f"\n$ videobatch status --stack {stack} --days 1\n{shown.getvalue()}")

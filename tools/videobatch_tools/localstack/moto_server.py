@@ -17,7 +17,9 @@ import boto3
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
+from videobatch_tools.localstack.lambda_invoke import install_invoke_bridge
 from videobatch_tools.localstack.s3_tap import S3NotificationTap, tap_s3_eventbridge
+from videobatch_tools.localstack.sqs_move import install_message_move_tasks
 
 # moto's default account; every ARN the local stack builds uses it.
 LOCAL_ACCOUNT_ID = "123456789012"
@@ -126,6 +128,9 @@ def moto_server(
     credentials for the block. S3 -> EventBridge notifications are diverted into ``s3_notifications``
     (see ``s3_tap``).
     """
+    # What moto leaves out and the operators' CLI needs: SQS message move tasks, Lambda Invoke of local handlers.
+    install_message_move_tasks()
+    install_invoke_bridge()
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
     # werkzeug logs every request at INFO; a simulation makes thousands.
     request_log = logging.getLogger("werkzeug")

@@ -17,6 +17,7 @@ as in Lambda.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import logging
 import os
@@ -41,6 +42,7 @@ from videobatch.domain.records import (
 )
 from videobatch.runtime import Runtime, build_runtime, logger, set_runtime
 from videobatch.twelvelabs import limits
+from videobatch_tools.localstack import lambda_invoke
 from videobatch_tools.localstack.moto_server import MotoEndpoint, moto_server, patched_environ
 from videobatch_tools.localstack.resources import LocalStack, create_stack
 from videobatch_tools.localstack.template import default_template_path, load_template
@@ -215,6 +217,22 @@ class LocalPipeline:
             s3_notifications=self.moto.s3_notifications,
             is_idle=self.settled,
         )
+        for function_id, function in self.stack.functions.items():
+            later = functools.partial(self.wiring.invoke_later, function_id)
+            lambda_invoke.register(function.name, self._invoker(function_id), later)
+            self._exit.callback(lambda_invoke.unregister, function.name)
+
+    def _invoker(self, function_id: str) -> lambda_invoke.Invoker:
+        """Lambda Invoke of one function (from moto's server thread, while the caller waits for the answer)."""
+
+        def invoke(event: Any) -> tuple[Any, str | None, str | None]:
+            with self._lambda_streams():
+                invocation = self.wiring.invoke(function_id, event)
+            if invocation.error is not None:
+                return None, invocation.error.type, invocation.error.message
+            return invocation.result, None, None
+
+        return invoke
 
     # --- driving ------------------------------------------------------------------------------------------------
 
@@ -310,6 +328,47 @@ class LocalPipeline:
                 item = self.runtime.items.get(row["pk"]["S"].removeprefix("ITEM#"))
                 if item is not None:
                     yield item
+
+    def publish_stack(self) -> str:
+        """Describe the local stack to CloudFormation (in moto) as a deployed one is described, so the operators'
+        CLI finds it by name (``videobatch status --stack NAME``): its Outputs and Parameters as the template
+        resolves them, and a ``SweeperFunction`` of the same name whose environment is the template's (Lambda
+        Invoke of it runs the local handler: ``localstack.lambda_invoke``). Returns the stack name."""
+        import json
+
+        sweeper = self.stack.functions["SweeperFunction"]
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+        parameters = {name: str(value) for name, value in self.stack.parameters.items()}
+        template = {
+            "Parameters": {name: {"Type": "String"} for name in parameters},
+            "Resources": {
+                "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": trust}},
+                "SweeperFunction": {
+                    "Type": "AWS::Lambda::Function",
+                    "Properties": {
+                        "FunctionName": sweeper.name,
+                        "Runtime": "python3.13",
+                        "Handler": sweeper.handler,
+                        "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                        "Code": {"ZipFile": "def handler(event, context):\n    return {}\n"},
+                        "Environment": {"Variables": dict(sweeper.environment)},
+                    },
+                },
+            },
+            "Outputs": {name: {"Value": value} for name, value in self.stack.outputs.items()},
+        }
+        self.client("cloudformation").create_stack(
+            StackName=self._stack_name,
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": name, "ParameterValue": value} for name, value in parameters.items()],
+            Capabilities=["CAPABILITY_IAM"],
+        )
+        return self._stack_name
 
     def read_result(self, key: str) -> bytes:
         bucket = self.settings.results_bucket or self.bucket

@@ -660,7 +660,7 @@ class LocalWiring:
         due = [retry for retry in self._async_retries if retry.due <= now]
         self._async_retries = [retry for retry in self._async_retries if retry.due > now]
         for retry in due:
-            source = f"{retry.source} (retry {retry.retries_done})"
+            source = f"{retry.source} (retry {retry.retries_done})" if retry.retries_done else retry.source
             self._invoke_async(retry.function_id, retry.event, source, retry.retries_done)
             self._report.async_retries += 1
             self._note_work(None)
@@ -684,6 +684,17 @@ class LocalWiring:
         raise WiringError(f"schedule target {arn} is not a function of this stack")
 
     # --- invocation ---------------------------------------------------------------------------------------------
+
+    def invoke_later(self, function_id: str, event: Any, source: str = "lambda:Invoke (Event)") -> None:
+        """An asynchronous invocation from outside the wiring (Lambda ``Invoke`` with InvocationType Event): run at
+        the next step, then retried as Lambda retries asynchronous invocations."""
+        self._async_retries.append(_AsyncRetry(self._clock.now(), function_id, event, source, 0))
+
+    def invoke(self, function_id: str, event: Any, source: str = "lambda:Invoke") -> Invocation:
+        """A synchronous invocation from outside the wiring (Lambda ``Invoke``: ``localstack.lambda_invoke``)."""
+        invocation = self._invoke(function_id, event, source)
+        self._note_work(None)
+        return invocation
 
     def _note_work(self, reporter: _Periodic | None) -> None:
         """Work anywhere may have created work for every periodic schedule: they must all look again."""
