@@ -191,10 +191,66 @@ def test_the_final_line_and_the_exit_status_follow_the_counts() -> None:
     result = SimulationResult(SimulationConfig(seed=4, days=2), 10, counts, Counter(), 1, 1.0, 1.0)
     assert result.final_line() == (
         "simulate: seed=4 days=2 videos=10 done=7 failed=2 pending=1 lost=0 double_submitted=0 "
-        "limit_violations=0 stale_overwrites=0"
+        "limit_violations=0 stale_overwrites=0 hostile_harm=0"
     )
     assert result.ok
     assert not result.settled
     result.counts["stale_overwrite"] = 1
     assert not result.ok
-    assert result.final_line().endswith("stale_overwrites=1")
+    assert "stale_overwrites=1" in result.final_line()
+    result.counts["stale_overwrite"] = 0
+    result.counts["hostile_harm"] = 1
+    assert not result.ok
+    assert result.final_line().endswith("hostile_harm=1")
+
+
+def failed_write(version: int, source: ItemState, code: str, item_id: str = ITEM) -> ItemWrite:
+    return ItemWrite(item_id, "save", version, source, version + 1, S.FAILED, T0, code, f"{code}: why")
+
+
+def test_a_hostile_upload_settling_as_expected_counts_nothing() -> None:
+    c = checker()
+    c.expect(ITEM, S.DONE)
+    c.expect(OTHER, S.FAILED, "result_conflict")
+    full_lifecycle(c)
+    c.record_write(create(OTHER))
+    c.record_write(failed_write(1, S.REGISTERED, "result_conflict", OTHER))
+    c.check_expected()
+    assert c.counts()["hostile_harm"] == 0
+
+
+def test_a_hostile_upload_failing_with_another_reason_is_harm() -> None:
+    c = checker()
+    c.expect(ITEM, S.FAILED, "not_a_video_extension")
+    c.record_write(create(ITEM))
+    c.record_write(failed_write(1, S.REGISTERED, "object_missing"))
+    c.check_expected()
+    assert c.counts()["hostile_harm"] == 1
+    assert "object_missing" in c.violations[0].detail
+
+
+def test_a_hostile_upload_expected_done_that_failed_is_harm() -> None:
+    c = checker()
+    c.expect(ITEM, S.DONE)
+    c.record_write(create(ITEM))
+    c.record_write(failed_write(1, S.REGISTERED, "result_key_too_long"))
+    c.check_expected()
+    assert c.counts()["hostile_harm"] == 1
+
+
+def test_an_unsettled_hostile_upload_is_pending_not_harm() -> None:
+    c = checker()
+    c.expect(ITEM, S.DONE)
+    c.record_write(create(ITEM))
+    c.check_expected()
+    assert c.counts()["hostile_harm"] == 0
+    assert c.counts()["pending"] == 1
+
+
+def test_an_item_that_must_not_exist_is_harm_when_written() -> None:
+    c = checker()
+    c.forbid(OTHER)
+    full_lifecycle(c)
+    assert c.counts()["hostile_harm"] == 0
+    c.record_write(create(OTHER))
+    assert c.counts()["hostile_harm"] == 1

@@ -30,6 +30,11 @@ stale_overwrites
     + 1, or whose transition ``domain.items.ALLOWED_TRANSITIONS`` does not allow from the state last written
     (same-state rewrites of a non-terminal item are allowed: notes, claims left pending); a create over an
     existing item; a stored item whose version differs from the last observed write (a write nobody saw).
+hostile_harm
+    a hostile upload (``simulate.hostile``) that settled other than expected (a wrong state, or a failure code that
+    is not the true reason), or any write of an item that must never exist (an event naming another bucket).
+    That no *other* video is delayed by them is checked by running a seed with and without them
+    (``tests/simulation``), since it needs the run without them to compare with.
 """
 
 from __future__ import annotations
@@ -118,6 +123,8 @@ class InvariantChecker:
     _item_batches: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     _violations: dict[tuple[str, str], Violation] = field(default_factory=dict)
     writes: int = 0
+    _expected: dict[str, tuple[ItemState, str | None]] = field(default_factory=dict)
+    _forbidden: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- inputs ---------------------------------------------------------------------------------------------
@@ -125,6 +132,27 @@ class InvariantChecker:
     def record_upload(self, item_id: str, at: datetime) -> None:
         with self._lock:
             self._uploads.setdefault(item_id, at)
+
+    def expect(self, item_id: str, state: ItemState, code: str | None = None) -> None:
+        """``item_id`` must settle in ``state`` (failed with ``code``, when given)."""
+        with self._lock:
+            self._expected[item_id] = (state, code)
+
+    def forbid(self, item_id: str) -> None:
+        """``item_id`` must never be written."""
+        with self._lock:
+            self._forbidden.add(item_id)
+
+    def check_expected(self) -> None:
+        """Every settled expected item as expected (unsettled ones are counted as pending, or lost)."""
+        with self._lock:
+            for item_id, (state, code) in self._expected.items():
+                shadow = self._items.get(item_id)
+                if shadow is None or shadow.state not in TERMINAL_STATES:
+                    continue
+                if shadow.state is not state or (code is not None and shadow.failure_code != code):
+                    found = f"{shadow.state.value} {shadow.failure_code or ''}: {shadow.failure_message or ''}"
+                    self._flag("hostile_harm", item_id, f"expected {state.value} {code or ''}, found {found}")
 
     def record_write(self, write: ItemWrite) -> None:
         with self._lock:
@@ -183,6 +211,21 @@ class InvariantChecker:
             return {item_id: shadow.state for item_id, shadow in self._items.items()}
 
     @property
+    def settled_at(self) -> dict[str, tuple[ItemState, datetime]]:
+        """Each terminal item's final state and when it got there."""
+        with self._lock:
+            return {
+                item_id: (shadow.state, shadow.changed_at)
+                for item_id, shadow in self._items.items()
+                if shadow.state in TERMINAL_STATES
+            }
+
+    @property
+    def uploads(self) -> dict[str, datetime]:
+        with self._lock:
+            return dict(self._uploads)
+
+    @property
     def batches(self) -> dict[str, ObservedBatch]:
         with self._lock:
             return dict(self._batches)
@@ -195,6 +238,8 @@ class InvariantChecker:
     def _check_write(self, write: ItemWrite) -> None:
         shadow = self._items.get(write.item_id)
         subject = f"{write.item_id}@v{write.new_version}"
+        if write.item_id in self._forbidden:
+            self._flag("hostile_harm", write.item_id, f"an item that must not exist was written ({write.kind})")
         if write.kind == "create":
             if shadow is not None:
                 self._flag("stale_overwrite", subject, f"created over stored v{shadow.version} {shadow.state.value}")

@@ -12,6 +12,9 @@ api       TwelveLabs errors from the emulator: 429 bursts with Retry-After, 5xx,
 expiry    slow processing periods (batches expire with items queued and processing), slow asset processing,
           corrupt videos (assets fail)
 events    duplicate and delayed (out-of-order) S3 events, non-video uploads, re-uploads of a key (new version)
+hostile   what a careless or malicious user sends (``simulate.hostile``): 1,000-byte and URL-encoded keys,
+          pre-written result files, keys ending in ``/`` or ``.``, events naming another bucket, non-object
+          messages and events; each must end as ``hostile.EXPECTED`` says and delay no other video
 all       everything above
 ========  ==================================================================================================
 """
@@ -39,6 +42,7 @@ class FaultProfile:
     duplicate_event_rate: float = 0.0
     non_video_rate: float = 0.0
     reupload_rate: float = 0.0
+    hostile_per_day: int = 0  # acts of simulate.hostile a day, on top of the normal uploads
 
     @property
     def loses_create_responses(self) -> bool:
@@ -58,6 +62,7 @@ CRASHES = FaultProfile("crashes", crash_rate=0.02, systematic_crashes=True, doub
 API = FaultProfile("api", api_faults=True, item_failure_rate=0.004)
 EXPIRY = FaultProfile("expiry", slow_processing_periods_per_day=1, slow_asset_periods_per_day=1, corrupt_rate=0.04)
 EVENTS = FaultProfile("events", duplicate_event_rate=0.15, non_video_rate=0.06, reupload_rate=0.06)
+HOSTILE = FaultProfile("hostile", hostile_per_day=8)
 
 PROFILES: Final[dict[str, FaultProfile]] = {
     "none": FaultProfile("none"),
@@ -65,7 +70,8 @@ PROFILES: Final[dict[str, FaultProfile]] = {
     "api": API,
     "expiry": EXPIRY,
     "events": EVENTS,
-    "all": _merge("all", CRASHES, API, EXPIRY, EVENTS),
+    "hostile": HOSTILE,
+    "all": _merge("all", CRASHES, API, EXPIRY, EVENTS, HOSTILE),
 }
 
 # Every failure code the retry policy distinguishes, plus codes it must treat by prefix or as unknown.

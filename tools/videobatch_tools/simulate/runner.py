@@ -25,15 +25,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
+from urllib.parse import quote_plus
 
 import httpx
 
 from twelvelabs_emulator.models import EmulatorSettings
 from videobatch.domain.items import ItemState, item_id_for
+from videobatch.domain.results import result_key
 from videobatch.twelvelabs.client import TwelveLabsClient
 from videobatch.twelvelabs.retry import RetryPolicy
 from videobatch_tools.localstack.pipeline import Handler, LocalPipeline
+from videobatch_tools.simulate.hostile import EXPECTED, OBJECT_KINDS, OTHER_BUCKET, HostileAct, plan_hostile
 from videobatch_tools.simulate.injector import (
     CrashInjector,
     FaultLog,
@@ -52,7 +55,7 @@ FAST = {"content_seconds_per_second": 600.0, "asset_ready_seconds": 20.0}
 SLOW_PROCESSING = {"content_seconds_per_second": 0.0002}  # a 20 s window takes 28 h: its batch expires first
 SLOW_ASSETS = {"asset_ready_seconds": 3 * 3600.0}
 STORED_CHECK_EVERY_STEPS = 200
-COUNTED = ("lost", "double_submitted", "limit_violation", "stale_overwrite")
+COUNTED = ("lost", "double_submitted", "limit_violation", "stale_overwrite", "hostile_harm")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ class SimulationResult:
     boundaries_reached: int = 0
     boundaries_crashed: list[str] = field(default_factory=list)
     boundaries_not_crashed: list[str] = field(default_factory=list)
+    # The normal (not hostile) uploads by key: final state and seconds from upload to it (isolation checks).
+    settled_by_key: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -96,7 +101,7 @@ class SimulationResult:
             f"simulate: seed={self.config.seed} days={self.config.days} videos={self.uploads} "
             f"done={c['done']} failed={c['failed']} pending={c['pending']} lost={c['lost']} "
             f"double_submitted={c['double_submitted']} limit_violations={c['limit_violation']} "
-            f"stale_overwrites={c['stale_overwrite']}"
+            f"stale_overwrites={c['stale_overwrite']} hostile_harm={c['hostile_harm']}"
         )
 
 
@@ -125,6 +130,7 @@ class Simulation:
         self._seen_messages: set[str] = set()
         self._pipeline: LocalPipeline | None = None
         self._uploaded: set[str] = set()
+        self._normal_keys: dict[str, str] = {}  # item id -> key of the normal (not hostile) uploads
 
     # --- the run --------------------------------------------------------------------------------------------
 
@@ -176,6 +182,9 @@ class Simulation:
             )
             for upload in plan:
                 self._schedule(upload.at, "upload", upload)
+            hostile = plan_hostile(config.seed, start=start, days=config.days, per_day=self.profile.hostile_per_day)
+            for act in hostile:
+                self._schedule(act.at, "hostile", act)
             self._schedule_slow_periods(start)
             steps = self._loop(pipeline, checker, pool, start, progress)
             self._final_checks(pipeline, checker)
@@ -185,7 +194,7 @@ class Simulation:
         violations = [f"{v.kind}: {v.subject}: {v.detail}" for v in checker.violations]
         return SimulationResult(
             config=config,
-            uploads=len(plan),
+            uploads=len(plan) + sum(act.kind in OBJECT_KINDS for act in hostile),
             counts=counts,
             faults=faults,
             steps=steps,
@@ -195,7 +204,16 @@ class Simulation:
             boundaries_reached=len(self.log.boundaries),
             boundaries_crashed=sorted(self.log.crashed_at),
             boundaries_not_crashed=self.log.uncrashed_boundaries(),
+            settled_by_key=self._settled_by_key(checker),
         )
+
+    def _settled_by_key(self, checker: InvariantChecker) -> dict[str, tuple[str, float]]:
+        uploads, settled = checker.uploads, checker.settled_at
+        return {
+            key: (settled[item_id][0].value, (settled[item_id][1] - uploads[item_id]).total_seconds())
+            for item_id, key in self._normal_keys.items()
+            if item_id in settled
+        }
 
     def _install(self, pipeline: LocalPipeline, checker: InvariantChecker) -> None:
         runtime = pipeline.runtime
@@ -288,14 +306,51 @@ class Simulation:
                 version = pipeline.upload(upload.key, pool[upload.sample])
                 item_id = item_id_for(pipeline.bucket, upload.key, version)
                 self._uploaded.add(item_id)
+                self._normal_keys[item_id] = upload.key
                 checker.record_upload(item_id, now)
                 if upload.kind in ("non_video", "corrupt", "reupload"):
                     self.log.add(f"upload_{upload.kind}")
+            elif due.kind == "hostile":
+                self._hostile(pipeline, checker, pool, due.payload, now)
             elif due.kind == "redeliver":
                 pipeline.wiring.publish_default_bus_event(due.payload)
                 self.log.add("duplicate_delayed_s3_event")
             elif due.kind == "settings":
                 self._control(pipeline, "settings", due.payload)
+
+    def _hostile(
+        self,
+        pipeline: LocalPipeline,
+        checker: InvariantChecker,
+        pool: Mapping[str, bytes],
+        act: HostileAct,
+        now: datetime,
+    ) -> None:
+        self.log.add(f"hostile_{act.kind}")
+        if act.kind in OBJECT_KINDS:
+            version = pipeline.upload(act.key, pool["short-0"])
+            item_id = item_id_for(pipeline.bucket, act.key, version)
+            self._uploaded.add(item_id)
+            checker.record_upload(item_id, now)
+            expected = EXPECTED[act.kind]
+            checker.expect(item_id, expected.state, expected.code)
+            if act.kind == "prewritten_result":
+                address = result_key(pipeline.settings.results_prefix, act.key, version)
+                pipeline.client("s3").put_object(Bucket=pipeline.bucket, Key=address, Body=b'{"not": "ours"}')
+        elif act.kind == "other_bucket":
+            event = _object_created(OTHER_BUCKET, act.key, version_id="v1", at=now)
+            checker.forbid(item_id_for(OTHER_BUCKET, act.key, "v1"))
+            self._send_ingest_message(pipeline, json.dumps(event))
+        elif act.kind == "non_object_message":
+            self._send_ingest_message(pipeline, json.dumps(["not", "an", "event"]))
+        elif act.kind == "non_object_event":
+            with pipeline._lambda_streams():
+                pipeline.wiring.invoke("FlusherFunction", cast(Any, ["not", "an", "event"]), source="hostile")
+
+    @staticmethod
+    def _send_ingest_message(pipeline: LocalPipeline, body: str) -> None:
+        queue_url = pipeline.stack.resources["IngestQueue"].ref
+        pipeline.client("sqs").send_message(QueueUrl=queue_url, MessageBody=body)
 
     def _schedule_slow_periods(self, start: datetime) -> None:
         profile = self.profile
@@ -353,7 +408,7 @@ class Simulation:
         """May a systematic crash hit this invocation? Not an SQS redelivery: crashing every receive of one message
         would send it to the dead-letter queue (the DLQ alarm's case, not the pipeline's). Scheduled events are
         always fair game: their retries are bounded and the next firing comes anyway."""
-        records = event.get("Records")
+        records = event.get("Records") if isinstance(event, Mapping) else None
         if isinstance(records, list):
             return all(r.get("attributes", {}).get("ApproximateReceiveCount", "1") == "1" for r in records)
         return True
@@ -416,6 +471,7 @@ class Simulation:
         checker.observe_batches(self._observe(pipeline))
         checker.check_progress(pipeline.clock.now())
         checker.verify_stored(self._stored(pipeline))
+        checker.check_expected()
 
     def _emulator_faults(self, pipeline: LocalPipeline) -> Counter[str]:
         faults: Counter[str] = Counter()
@@ -437,6 +493,28 @@ class Simulation:
                     if item.error is not None:
                         faults[f"item {item.status} {item.error.get('code', '-')}"] += 1
         return faults
+
+
+def _object_created(bucket: str, key: str, *, version_id: str, at: datetime) -> dict[str, Any]:
+    """An S3 "Object Created" event as EventBridge delivers it (the key URL-encoded, as S3 encodes it)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": at.isoformat().replace("+00:00", "Z"),
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": quote_plus(key, safe="/"), "size": 1024, "etag": "0" * 32, "version-id": version_id},
+            "request-id": "hostile",
+            "requester": "123456789012",
+            "reason": "PutObject",
+        },
+    }
 
 
 def run_case(config: SimulationConfig) -> SimulationResult:
