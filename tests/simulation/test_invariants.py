@@ -254,3 +254,15 @@ def test_an_item_that_must_not_exist_is_harm_when_written() -> None:
     assert c.counts()["hostile_harm"] == 0
     c.record_write(create(OTHER))
     assert c.counts()["hostile_harm"] == 1
+
+
+def test_a_hostile_upload_failed_by_the_runs_own_injected_fault_is_not_harm() -> None:
+    c = checker()
+    c.expect(ITEM, S.DONE, tolerated=frozenset({"validation_error"}))
+    c.expect(OTHER, S.DONE, tolerated=frozenset({"validation_error"}))
+    c.record_write(create(ITEM))
+    c.record_write(failed_write(1, S.REGISTERED, "validation_error"))
+    c.record_write(create(OTHER))
+    c.record_write(failed_write(1, S.REGISTERED, "result_key_too_long", OTHER))
+    c.check_expected()
+    assert [v.subject for v in c.violations] == [OTHER]

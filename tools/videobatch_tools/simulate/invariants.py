@@ -123,7 +123,7 @@ class InvariantChecker:
     _item_batches: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     _violations: dict[tuple[str, str], Violation] = field(default_factory=dict)
     writes: int = 0
-    _expected: dict[str, tuple[ItemState, str | None]] = field(default_factory=dict)
+    _expected: dict[str, tuple[ItemState, str | None, frozenset[str]]] = field(default_factory=dict)
     _forbidden: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -133,10 +133,13 @@ class InvariantChecker:
         with self._lock:
             self._uploads.setdefault(item_id, at)
 
-    def expect(self, item_id: str, state: ItemState, code: str | None = None) -> None:
-        """``item_id`` must settle in ``state`` (failed with ``code``, when given)."""
+    def expect(
+        self, item_id: str, state: ItemState, code: str | None = None, *, tolerated: frozenset[str] = frozenset()
+    ) -> None:
+        """``item_id`` must settle in ``state`` (failed with ``code``, when given), or fail with one of ``tolerated``:
+        the codes the run's own faults inject into any item (then that is the true reason)."""
         with self._lock:
-            self._expected[item_id] = (state, code)
+            self._expected[item_id] = (state, code, tolerated)
 
     def forbid(self, item_id: str) -> None:
         """``item_id`` must never be written."""
@@ -146,9 +149,9 @@ class InvariantChecker:
     def check_expected(self) -> None:
         """Every settled expected item as expected (unsettled ones are counted as pending, or lost)."""
         with self._lock:
-            for item_id, (state, code) in self._expected.items():
+            for item_id, (state, code, tolerated) in self._expected.items():
                 shadow = self._items.get(item_id)
-                if shadow is None or shadow.state not in TERMINAL_STATES:
+                if shadow is None or shadow.state not in TERMINAL_STATES or shadow.failure_code in tolerated:
                     continue
                 if shadow.state is not state or (code is not None and shadow.failure_code != code):
                     found = f"{shadow.state.value} {shadow.failure_code or ''}: {shadow.failure_message or ''}"

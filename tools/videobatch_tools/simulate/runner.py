@@ -45,7 +45,7 @@ from videobatch_tools.simulate.injector import (
     instrument,
 )
 from videobatch_tools.simulate.invariants import InvariantChecker, Limits, ObservedBatch, ObservedRequest
-from videobatch_tools.simulate.profiles import PROFILES, FaultProfile, emulator_fault_rules
+from videobatch_tools.simulate.profiles import ITEM_FAILURE_CODES, PROFILES, FaultProfile, emulator_fault_rules
 from videobatch_tools.simulate.workload import PlannedUpload, make_sample_pool, plan_uploads
 
 INTERLEAVED_FUNCTIONS = ("FlusherFunction", "BatchCheckerFunction")
@@ -131,6 +131,10 @@ class Simulation:
         self._pipeline: LocalPipeline | None = None
         self._uploaded: set[str] = set()
         self._normal_keys: dict[str, str] = {}  # item id -> key of the normal (not hostile) uploads
+        # What this profile's own faults may fail any item with (a hostile item too: then that is its true reason).
+        self._injected_codes = (
+            frozenset({*ITEM_FAILURE_CODES, "max_attempts_exceeded"}) if self.profile.item_failure_rate else frozenset()
+        )
 
     # --- the run --------------------------------------------------------------------------------------------
 
@@ -333,7 +337,7 @@ class Simulation:
             self._uploaded.add(item_id)
             checker.record_upload(item_id, now)
             expected = EXPECTED[act.kind]
-            checker.expect(item_id, expected.state, expected.code)
+            checker.expect(item_id, expected.state, expected.code, tolerated=self._injected_codes)
             if act.kind == "prewritten_result":
                 address = result_key(pipeline.settings.results_prefix, act.key, version)
                 pipeline.client("s3").put_object(Bucket=pipeline.bucket, Key=address, Body=b'{"not": "ours"}')
