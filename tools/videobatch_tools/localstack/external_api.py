@@ -24,29 +24,20 @@ from urllib.parse import urlsplit
 import httpx
 
 from videobatch.clock import ManualClock
+from videobatch.twelvelabs.keys import ApiKeyFileError, read_api_key_file
+
+__all__ = ["ApiKeyFileError", "ExternalApi", "clock_url", "read_api_key"]
 
 CLOCK_PATH: Final = "/_emulator/clock"
 PROBE_TIMEOUT_SECONDS: Final = 5.0
 
 
-class ApiKeyFileError(ValueError):
-    """The key file is missing, unreadable or empty (the message says which; it never holds the key)."""
-
-
 def read_api_key(path: Path) -> str:
-    """The API key in ``path`` (surrounding whitespace dropped); ApiKeyFileError naming the problem otherwise."""
+    """The key ``--api-key-file`` names (``keys.read_api_key_file``; the message names the flag)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as error:
-        raise ApiKeyFileError(f"--api-key-file {path}: no such file") from error
-    except (OSError, UnicodeDecodeError) as error:
-        raise ApiKeyFileError(f"--api-key-file {path}: cannot be read ({type(error).__name__})") from error
-    key = text.strip()
-    if not key:
-        raise ApiKeyFileError(f"--api-key-file {path}: the file is empty (it must hold the TwelveLabs API key)")
-    if any(character.isspace() for character in key):
-        raise ApiKeyFileError(f"--api-key-file {path}: the key must be one line without spaces")
-    return key
+        return read_api_key_file(path)
+    except ApiKeyFileError as error:
+        raise ApiKeyFileError(f"--api-key-file {error}") from error
 
 
 def clock_url(api_url: str) -> str:
