@@ -151,9 +151,8 @@ class WebhookRelay:
 
     def pending(self) -> list[str]:
         with self._lock:
-            return [f"webhook notification for {self.url.url if self.url else '?'} not yet delivered"] * bool(
-                self._queued
-            )
+            waiting = len(self._queued)
+        return [f"{waiting} webhook notification(s) not yet delivered"] if waiting else []
 
     def next_due(self) -> datetime | None:
         """When the emulator can next see a batch end: its next item completion (or a batch about to start)."""
