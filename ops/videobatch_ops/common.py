@@ -14,7 +14,8 @@ Where the pipeline lives is resolved in layers, later ones winning:
 
 AWS access: boto3's default credential chain, or ``--profile NAME`` (an AWS named profile; ``--aws-profile`` is the
 same flag) and ``--region``. ``AWS_ENDPOINT_URL`` points it at the local stack's moto server. The TwelveLabs API key
-is read from the secret, never taken on the command line.
+is read from the secret, or from the file ``--api-key-file PATH`` names (with ``--api-url``, another endpoint's),
+never taken on the command line.
 
 Exit codes: 0 done; 1 not found or nothing matched; 2 bad input or an error (one line on stderr, nothing changed
 unless the line says what was).
@@ -31,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from videobatch_ops import package_version
@@ -107,7 +109,15 @@ def add_common_flags(parser: argparse.ArgumentParser, *, settings_overrides: boo
     where.add_argument("--bus", metavar="NAME", help="EventBridge bus of the outgoing events (EventBusName)")
     where.add_argument("--bucket", metavar="NAME", help="the video bucket the stack ingests (VideoBucketName)")
     where.add_argument("--secret", metavar="ARN", help="Secrets Manager name or ARN of the TwelveLabs API key")
-    where.add_argument("--base-url", metavar="URL", help="TwelveLabs API base URL (TwelveLabsBaseUrl)")
+    where.add_argument(
+        "--base-url", "--api-url", dest="base_url", metavar="URL", help="TwelveLabs API base URL (TwelveLabsBaseUrl)"
+    )
+    where.add_argument(
+        "--api-key-file",
+        type=Path,
+        metavar="PATH",
+        help="read the TwelveLabs API key from this file instead of the stack's secret (read once, never printed)",
+    )
     where.add_argument("--ingest-queue-url", metavar="URL", help="the ingest SQS queue (IngestQueueUrl)")
     where.add_argument(
         "--dead-letter-queue-url", metavar="URL", help="the ingest dead-letter queue (IngestDeadLetterQueueUrl)"
@@ -312,13 +322,29 @@ class Context:
         environment = {"TWELVELABS_API_KEY_SECRET": "-", **self.location.environment}
         return Settings.from_env(environment)
 
+    def key_from_file(self) -> str | None:
+        """The key ``--api-key-file`` holds (None without the flag); OpsError naming the problem."""
+        from videobatch.twelvelabs.keys import ApiKeyFileError, read_api_key_file
+
+        path: Path | None = getattr(self.args, "api_key_file", None)
+        if path is None:
+            return None
+        try:
+            return read_api_key_file(path)
+        except ApiKeyFileError as error:
+            raise OpsError(f"--api-key-file {error}") from error
+
     def runtime(self) -> Runtime:
-        """The pipeline's runtime built here (as a function builds it), with the API key read from the secret."""
+        """The pipeline's runtime built here (as a function builds it), with the API key read from the secret (or
+        ``--api-key-file``)."""
         if self._runtime is None:
             from videobatch.runtime import build_runtime
 
-            settings = self.settings("TWELVELABS_API_KEY_SECRET")
-            self._runtime = build_runtime(settings, clock=self.clock, session=self.session, metrics_sink=self.metrics)
+            key = self.key_from_file()
+            settings = self.settings() if key is not None else self.settings("TWELVELABS_API_KEY_SECRET")
+            self._runtime = build_runtime(
+                settings, clock=self.clock, session=self.session, metrics_sink=self.metrics, api_key=key
+            )
         return self._runtime
 
     def close(self) -> None:

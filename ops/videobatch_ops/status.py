@@ -210,8 +210,10 @@ def _add_live_status(context: Context, batches: list[dict[str, Any]]) -> None:
     from videobatch.twelvelabs.client import TwelveLabsClient
     from videobatch_ops.common import DEFAULT_BASE_URL
 
-    secret = context.location.require("TWELVELABS_API_KEY_SECRET")
-    key = SecretApiKeyProvider(context.client("secretsmanager"), secret)()
+    key = context.key_from_file()
+    if key is None:
+        secret = context.location.require("TWELVELABS_API_KEY_SECRET")
+        key = SecretApiKeyProvider(context.client("secretsmanager"), secret)()
     client = TwelveLabsClient(key, base_url=context.location.get("TWELVELABS_BASE_URL") or DEFAULT_BASE_URL)
     try:
         for entry in batches:

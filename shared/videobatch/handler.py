@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from videobatch.runtime import Runtime, get_runtime, logger, metrics
 
-FunctionName = Literal["ingest", "asset_checker", "flusher", "batch_checker", "sweeper"]
+FunctionName = Literal["ingest", "asset_checker", "flusher", "batch_checker", "sweeper", "webhook"]
 Event = dict[str, Any]
 
 HEARTBEAT: Final = "Heartbeat"

@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from tests.infra.test_template import FUNCTIONS, Grant, required_grants, resource_kind, template_grants
+from tests.infra.test_template import (
+    ALL_FUNCTIONS,
+    WEBHOOKS_ON,
+    Grant,
+    required_grants,
+    resource_kind,
+    template_grants,
+)
 from videobatch.runtime import build_runtime, set_runtime
 from videobatch_tools import samples
 from videobatch_tools.localstack.pipeline import LocalPipeline
@@ -26,8 +33,11 @@ STACK_NAME = "iamobserved"
 Observed = set[tuple[str, str, str]]  # (function, action, resource kind)
 
 
-def iam_needs(service: str, operation: str, params: Mapping[str, Any], results_prefix: str) -> list[Grant]:
-    """The IAM actions one API call is authorised against (the documented mapping for the calls this code makes)."""
+def iam_needs(
+    service: str, operation: str, params: Mapping[str, Any], results_prefix: str, kinds: Mapping[str, str]
+) -> list[Grant]:
+    """The IAM actions one API call is authorised against (the documented mapping for the calls this code makes);
+    ``kinds`` names the secrets and functions by ARN."""
     if service == "dynamodb":
         kind = str(params.get("IndexName", "table")) if operation == "Query" else "table"
         return [(f"dynamodb:{operation}", kind)]
@@ -45,22 +55,31 @@ def iam_needs(service: str, operation: str, params: Mapping[str, Any], results_p
     if service == "scheduler" and operation == "DeleteSchedule":
         return [("scheduler:DeleteSchedule", "expiry_schedules")]
     if service == "secretsmanager" and operation == "GetSecretValue":
-        return [("secretsmanager:GetSecretValue", "secret")]
+        return [("secretsmanager:GetSecretValue", kinds.get(str(params.get("SecretId")), "secret"))]
+    if service == "lambda" and operation == "Invoke":
+        return [("lambda:InvokeFunction", kinds.get(str(params.get("FunctionName")), "unmapped"))]
     return [(f"{service}:{operation}", "unmapped")]
 
 
 @pytest.fixture(scope="module")
 def observed() -> Observed:
     calls: Observed = set()
-    with tempfile.TemporaryDirectory() as workdir, LocalPipeline(stack_name=STACK_NAME) as pipeline:
+    # Webhooks on: the emulator's notifications reach WebhookFunction, whose calls are observed too.
+    with tempfile.TemporaryDirectory() as workdir, LocalPipeline(stack_name=STACK_NAME, webhooks=True) as pipeline:
         by_name = {function.name: logical_id for logical_id, function in pipeline.stack.functions.items()}
         prefix = pipeline.settings.results_prefix
+        settings = pipeline.settings
+        kinds = {
+            settings.webhook_secret: "webhook_secret",
+            settings.flusher_arn: "flusher",
+            settings.batch_checker_arn: "batch_checker",
+        }
 
         def record(model: Any, params: Mapping[str, Any], **_: Any) -> None:
             # The wiring sets the invoked function's Lambda environment for the duration of the handler only.
             function = by_name.get(os.environ.get("AWS_LAMBDA_FUNCTION_NAME", ""))
             if function is not None:
-                needs = iam_needs(model.service_model.service_name, model.name, params, prefix)
+                needs = iam_needs(model.service_model.service_name, model.name, params, prefix, kinds)
                 calls.update((function, action, kind) for action, kind in needs)
 
         session = pipeline.moto.session()
@@ -107,16 +126,17 @@ def observed() -> Observed:
 
 
 def test_every_function_ran_and_made_calls(observed: Observed) -> None:
-    assert {function for function, _, _ in observed} == set(FUNCTIONS)
+    assert {function for function, _, _ in observed} == set(ALL_FUNCTIONS)
 
 
-@pytest.mark.parametrize("function_id", FUNCTIONS)
+@pytest.mark.parametrize("function_id", ALL_FUNCTIONS)
 def test_every_observed_call_is_in_the_table_and_granted(
     observed: Observed, template: dict[str, Any], function_id: str
 ) -> None:
     seen = {(action, kind) for function, action, kind in observed if function == function_id}
     assert seen - required_grants(function_id) == set(), "the code made calls the table does not list"
-    granted = template_grants(template, offline_resolver(template, stack_name=STACK_NAME), function_id)
+    resolver = offline_resolver(template, stack_name=STACK_NAME, parameter_overrides=WEBHOOKS_ON)
+    granted = template_grants(template, resolver, function_id)
     assert seen - granted == set(), "the template does not grant calls the code made"
 
 
@@ -130,6 +150,11 @@ def test_the_grants_reported_missing_are_really_used(observed: Observed) -> None
     assert ("IngestFunction", "dynamodb:BatchGetItem", "table") in observed
     assert ("IngestFunction", "dynamodb:UpdateItem", "table") in observed  # the ledger counts its failures
     assert ("BatchCheckerFunction", "dynamodb:BatchWriteItem", "table") in observed
+    # The fast path: a notification is verified, remembered and starts the check; a closed batch starts the flusher.
+    assert ("WebhookFunction", "secretsmanager:GetSecretValue", "webhook_secret") in observed
+    assert ("WebhookFunction", "dynamodb:PutItem", "table") in observed
+    assert ("WebhookFunction", "lambda:InvokeFunction", "batch_checker") in observed
+    assert ("BatchCheckerFunction", "lambda:InvokeFunction", "flusher") in observed
 
 
 def test_resource_kinds_are_named_from_the_template(template: dict[str, Any]) -> None:

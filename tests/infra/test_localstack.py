@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from botocore.exceptions import ClientError
 from videobatch.clock import ManualClock
 from videobatch.config import Settings
 from videobatch_tools.localstack.moto_server import MotoEndpoint
-from videobatch_tools.localstack.resources import LocalStack
+from videobatch_tools.localstack.resources import LocalStack, create_stack
 from videobatch_tools.localstack.template import function_ids
 from videobatch_tools.localstack.wiring import InvocationError, LambdaTimeoutError, LocalWiring, WiringStalledError
 
@@ -144,7 +145,8 @@ def test_queues_rule_secret_and_group_match_the_template(stack: LocalStack, moto
 def test_every_function_environment_is_valid_settings_naming_local_resources(
     stack: LocalStack, moto: MotoEndpoint
 ) -> None:
-    assert set(stack.functions) == set(function_ids(stack.template))
+    # Every function the template creates by default: the webhook function only with EnableWebhooks.
+    assert set(stack.functions) == set(function_ids(stack.template)) - {"WebhookFunction"}
     for function_id in stack.functions:
         settings = Settings.from_env(stack.env(function_id))
         assert settings.table_name == stack.outputs["ItemsTableName"]
@@ -154,6 +156,32 @@ def test_every_function_environment_is_valid_settings_naming_local_resources(
         assert settings.batch_checker_arn == stack.functions["BatchCheckerFunction"].arn
         secret = client(moto, "secretsmanager").get_secret_value(SecretId=settings.twelvelabs_api_key_secret)
         assert secret["SecretString"] == "local-test-key"
+
+
+def test_with_webhooks_the_webhook_function_its_secret_and_url_exist(
+    template: dict[str, Any], moto: MotoEndpoint
+) -> None:
+    stack = create_stack(
+        template,
+        stack_name=f"w{uuid.uuid4().hex[:8]}",
+        endpoint_url=moto.endpoint_url,
+        parameter_overrides={"TwelveLabsBaseUrl": "http://127.0.0.1:9/v1.3", "EnableWebhooks": "true"},
+        api_key="local-test-key",
+        secret_values={"WebhookSecret": "local-webhook-secret"},
+    )
+    assert set(stack.functions) == set(function_ids(stack.template))
+    webhook = Settings.from_env(stack.env("WebhookFunction"))
+    secrets = client(moto, "secretsmanager")
+    # Its own value, not the API key's; and the environment names the secret, never holds it.
+    assert secrets.get_secret_value(SecretId=webhook.webhook_secret)["SecretString"] == "local-webhook-secret"
+    assert secrets.get_secret_value(SecretId=webhook.twelvelabs_api_key_secret)["SecretString"] == "local-test-key"
+    assert "local-webhook-secret" not in json.dumps(stack.env("WebhookFunction"))
+    assert stack.outputs["WebhookUrl"].startswith("https://")
+    assert ".lambda-url.us-east-1.on.aws/" in stack.outputs["WebhookUrl"]
+    assert stack.outputs["WebhookSecretArn"] == webhook.webhook_secret
+    flusher = stack.functions["FlusherFunction"].arn
+    assert Settings.from_env(stack.env("BatchCheckerFunction")).flusher_arn == flusher
+    assert Settings.from_env(stack.env("SweeperFunction")).flusher_arn == flusher
 
 
 # --- S3 -> EventBridge -> SQS -> Lambda -------------------------------------------------------------------------

@@ -25,6 +25,10 @@ from videobatch_tools.localstack.template import (
 
 REPO = default_template_path().parent
 FUNCTIONS = ("IngestFunction", "AssetCheckerFunction", "FlusherFunction", "BatchCheckerFunction", "SweeperFunction")
+# Created only with EnableWebhooks=true (Condition WebhooksEnabled); the five above always.
+WEBHOOK = "WebhookFunction"
+ALL_FUNCTIONS = (*FUNCTIONS, WEBHOOK)
+WEBHOOKS_ON = {"EnableWebhooks": "true"}
 SETTINGS_VARIABLES = {name.upper() for name in Settings.model_fields}
 REQUIRED_SETTINGS = {name.upper() for name, f in Settings.model_fields.items() if f.is_required()}
 POWERTOOLS_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
@@ -48,6 +52,12 @@ def run_cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def resolver(template: dict[str, Any]) -> Resolver:
     return offline_resolver(template, stack_name="prod")
+
+
+@pytest.fixture(scope="module")
+def webhooks(template: dict[str, Any]) -> Resolver:
+    """The same stack with EnableWebhooks=true (the webhook function, its secret, URL and alarm exist)."""
+    return offline_resolver(template, stack_name="prod", parameter_overrides=WEBHOOKS_ON)
 
 
 def resource(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
@@ -115,11 +125,14 @@ def test_cfn_lint_really_checks_the_transformed_template(tmp_path: Path) -> None
 # --- settings contract ------------------------------------------------------------------------------------------
 
 
-def test_the_five_functions_exist(template: dict[str, Any]) -> None:
-    assert sorted(function_ids(template)) == sorted(FUNCTIONS)
+def test_the_functions_exist_and_only_the_webhook_is_optional(template: dict[str, Any], webhooks: Resolver) -> None:
+    assert sorted(function_ids(template)) == sorted(ALL_FUNCTIONS)
+    assert [f for f in ALL_FUNCTIONS if "Condition" in resource(template, f)] == [WEBHOOK]
+    assert not offline_resolver(template).resource_enabled(WEBHOOK)
+    assert webhooks.resource_enabled(WEBHOOK)
 
 
-@pytest.mark.parametrize("function_id", FUNCTIONS)
+@pytest.mark.parametrize("function_id", ALL_FUNCTIONS)
 def test_every_function_gets_every_settings_variable(template: dict[str, Any], function_id: str) -> None:
     variables = set(function_property(template, function_id, "Environment")["Variables"])
     assert variables >= REQUIRED_SETTINGS
@@ -141,9 +154,9 @@ def test_every_function_gets_every_settings_variable(template: dict[str, Any], f
     assert variables - POWERTOOLS_VARIABLES <= SETTINGS_VARIABLES
 
 
-@pytest.mark.parametrize("function_id", FUNCTIONS)
-def test_resolved_environment_is_valid_settings(template: dict[str, Any], resolver: Resolver, function_id: str) -> None:
-    variables = resolver.resolve(function_property(template, function_id, "Environment"))["Variables"]
+@pytest.mark.parametrize("function_id", ALL_FUNCTIONS)
+def test_resolved_environment_is_valid_settings(template: dict[str, Any], webhooks: Resolver, function_id: str) -> None:
+    variables = webhooks.resolve(function_property(template, function_id, "Environment"))["Variables"]
     settings = Settings.from_env({k: str(v) for k, v in variables.items()})
     assert settings.table_name == "prod-ItemsTable"
     assert settings.batch_checker_arn == "arn:aws:lambda:us-east-1:123456789012:function:prod-batch-checker"
@@ -175,7 +188,7 @@ def test_parameters_map_onto_settings(template: dict[str, Any]) -> None:
 # --- functions and their wiring ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("function_id", FUNCTIONS)
+@pytest.mark.parametrize("function_id", ALL_FUNCTIONS)
 def test_handler_file_exists_and_defines_handler(template: dict[str, Any], function_id: str) -> None:
     code_uri = props(template, function_id)["CodeUri"]
     module, _, attribute = props(template, function_id)["Handler"].partition(".")
@@ -216,7 +229,7 @@ def test_the_stack_can_be_deleted_and_deployed_again_under_the_same_name(templat
         assert not named, f"{logical_id} is retained with a fixed {named}"
 
 
-@pytest.mark.parametrize("function_id", FUNCTIONS)
+@pytest.mark.parametrize("function_id", ALL_FUNCTIONS)
 def test_each_function_logs_to_its_own_log_group_with_a_retention(
     template: dict[str, Any], resolver: Resolver, function_id: str
 ) -> None:
@@ -226,8 +239,10 @@ def test_each_function_logs_to_its_own_log_group_with_a_retention(
     assert group["Type"] == "AWS::Logs::LogGroup"
     assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert template["Parameters"]["LogRetentionDays"]["Default"] == 30
-    users = [f for f in FUNCTIONS if props(template, f)["LoggingConfig"]["LogGroup"] == {"Ref": group_id}]
+    users = [f for f in ALL_FUNCTIONS if props(template, f)["LoggingConfig"]["LogGroup"] == {"Ref": group_id}]
     assert users == [function_id]
+    # Created with its function (a log group without it would be an empty leftover).
+    assert group.get("Condition") == resource(template, function_id).get("Condition")
 
 
 def test_ingest_concurrency_is_capped_for_bursts(template: dict[str, Any], resolver: Resolver) -> None:
@@ -239,7 +254,7 @@ def test_ingest_concurrency_is_capped_for_bursts(template: dict[str, Any], resol
 
 def test_no_active_tracing_without_a_tracer(template: dict[str, Any]) -> None:
     # Decided in docs/deploy.md ("Tracing"): traces without Tracer's subsegments add cost and an xray:* grant only.
-    assert all(function_property(template, f, "Tracing") is None for f in FUNCTIONS)
+    assert all(function_property(template, f, "Tracing") is None for f in ALL_FUNCTIONS)
 
 
 def test_schedules_come_from_parameters(template: dict[str, Any], resolver: Resolver) -> None:
@@ -252,8 +267,35 @@ def test_schedules_come_from_parameters(template: dict[str, Any], resolver: Reso
     for function_id, rate in expected.items():
         (event,) = props(template, function_id)["Events"].values()
         assert event["Type"] == "Schedule"
-        assert "Ref" in event["Properties"]["Schedule"]
-        assert resolver.resolve(event["Properties"]["Schedule"]) == rate
+        schedule = event["Properties"]["Schedule"]
+        # A parameter, or (the batch checker) one of two parameters as EnableWebhooks decides.
+        assert "Ref" in schedule or all("Ref" in choice for choice in schedule["Fn::If"][1:])
+        assert resolver.resolve(schedule) == rate
+
+
+@pytest.mark.parametrize(
+    ("overrides", "rate"),
+    [
+        ({}, "rate(1 minute)"),
+        (WEBHOOKS_ON, "rate(5 minutes)"),
+        ({**WEBHOOKS_ON, "WebhookBatchCheckRate": "rate(2 minutes)"}, "rate(2 minutes)"),
+        ({"WebhookBatchCheckRate": "rate(2 minutes)"}, "rate(1 minute)"),  # no effect without webhooks
+    ],
+)
+def test_webhooks_slow_the_batch_check_schedule_and_its_alarms_follow(
+    template: dict[str, Any], overrides: dict[str, str], rate: str
+) -> None:
+    decide = offline_resolver(template, parameter_overrides=overrides)
+    (event,) = props(template, "BatchCheckerFunction")["Events"].values()
+    assert decide.resolve(event["Properties"]["Schedule"]) == rate
+    for name in ("BatchCheckerHeartbeatAlarm", "BatchCheckerErrorsAlarm"):
+        alarm = alarms(template, decide)[name]
+        # Each period holds at least two scheduled runs, whichever rate the parameters allow.
+        assert int(alarm["Period"]) >= 2 * rate_seconds(rate)
+    allowed = template["Parameters"]["WebhookBatchCheckRate"]["AllowedValues"]
+    slowest = max(rate_seconds(choice) for choice in allowed)
+    period = alarms(template, offline_resolver(template, parameter_overrides=WEBHOOKS_ON))["BatchCheckerHeartbeatAlarm"]
+    assert int(period["Period"]) >= 2 * slowest
 
 
 def test_ingest_reads_the_queue_with_partial_batch_responses(template: dict[str, Any], resolver: Resolver) -> None:
@@ -455,7 +497,7 @@ def test_queues_are_encrypted(template: dict[str, Any]) -> None:
 
 
 def test_functions_use_explicit_statements_not_policy_templates(template: dict[str, Any]) -> None:
-    for function_id in FUNCTIONS:
+    for function_id in ALL_FUNCTIONS:
         for document in props(template, function_id)["Policies"]:
             assert isinstance(document, dict)
             assert set(document) == {"Version", "Statement"}, f"{function_id} uses a managed or template policy"
@@ -488,6 +530,17 @@ def test_each_function_gets_only_its_own_kind_of_access(template: dict[str, Any]
     for function_id in FUNCTIONS:
         assert "secretsmanager:GetSecretValue" in granted_actions(template, function_id)
         assert "events:PutEvents" in granted_actions(template, function_id)
+    # Starting another function: the closing of a batch starts the flusher, a notification the batch checker.
+    invokers = {f for f in ALL_FUNCTIONS if "lambda:InvokeFunction" in granted_actions(template, f)}
+    assert invokers == {"BatchCheckerFunction", "SweeperFunction", WEBHOOK}
+    # The webhook publishes nothing, writes no item and reads no object: one put (its replay guard), one read.
+    webhook_actions = granted_actions(template, WEBHOOK)
+    assert webhook_actions == {
+        "secretsmanager:GetSecretValue",
+        "dynamodb:PutItem",
+        "dynamodb:GetItem",
+        "lambda:InvokeFunction",
+    }
 
 
 @pytest.mark.parametrize("function_id", ["BatchCheckerFunction", "SweeperFunction"])
@@ -569,6 +622,13 @@ ADAPTER_CALLS: dict[str, frozenset[Grant]] = {
     "objects.overwrite": frozenset({("s3:PutObject", "results")}),
     # S3ObjectStore, an "Object Deleted" behind a delete marker: the key's versions (ListObjectVersions).
     "objects.iter_versions": frozenset({("s3:ListBucketVersions", "bucket")}),
+    # LambdaInvoker (InvocationType Event): the flusher when a batch closes, the batch checker on a notification.
+    "invoker.start_flusher": frozenset({("lambda:InvokeFunction", "flusher")}),
+    "invoker.start_batch_checker": frozenset({("lambda:InvokeFunction", "batch_checker")}),
+    # DynamoReplayGuard: a conditional put of WEBHOOK#<signature>.
+    "replays.first_seen": frozenset({("dynamodb:PutItem", "table")}),
+    # SecretApiKeyProvider of WEBHOOK_SECRET (build_runtime, when set).
+    "webhook_secret": frozenset({("secretsmanager:GetSecretValue", "webhook_secret")}),
 }
 
 # Each service's own adapter calls (services/*.py), then the services each one runs.
@@ -630,7 +690,10 @@ SERVICE_CALLS: dict[str, tuple[str, ...]] = {
         "scheduler.cancel_batch_check",
         "events.publish",
         "ledger.record",
+        "invoker.start_flusher",
     ),
+    # A notification that names a task is looked up at TwelveLabs (the API key, as every function reads).
+    "WebhookService": ("webhook_secret", "replays.first_seen", "batches.get_progress", "invoker.start_batch_checker"),
     "SweepService": (
         "leases.inspect",
         "leases.acquire",  # the daily orphan-asset pass (services.asset_janitor)
@@ -660,6 +723,7 @@ FUNCTION_SERVICES: dict[str, str] = {
     "FlusherFunction": "FlushService",
     "BatchCheckerFunction": "BatchCheckService",
     "SweeperFunction": "SweepService",
+    WEBHOOK: "WebhookService",
 }
 
 
@@ -690,7 +754,11 @@ def resource_kind(resolver: Resolver, arn: str) -> str:
         resolver.resolve({"Ref": "ApiKeySecret"}): "secret",
         f"arn:aws:scheduler:us-east-1:123456789012:schedule/{group}/*": "expiry_schedules",
         resolver.resolve({"Fn::GetAtt": ["SchedulerRole", "Arn"]}): "scheduler_role",
+        resolver.resolve({"Fn::GetAtt": ["FlusherFunction", "Arn"]}): "flusher",
+        resolver.resolve({"Fn::GetAtt": ["BatchCheckerFunction", "Arn"]}): "batch_checker",
     }
+    if resolver.resource_enabled("WebhookSecret"):
+        kinds[resolver.resolve({"Ref": "WebhookSecret"})] = "webhook_secret"
     assert arn in kinds, f"unexpected resource {arn}"
     return kinds[arn]
 
@@ -706,16 +774,16 @@ def template_grants(template: dict[str, Any], resolver: Resolver, function_id: s
 
 
 def test_the_call_table_covers_every_function_and_adapter_method() -> None:
-    assert set(FUNCTION_SERVICES) == set(FUNCTIONS)
-    used = {call for function_id in FUNCTIONS for call in function_calls(function_id)}
+    assert set(FUNCTION_SERVICES) == set(ALL_FUNCTIONS)
+    used = {call for function_id in ALL_FUNCTIONS for call in function_calls(function_id)}
     assert used == set(ADAPTER_CALLS), "an adapter method nobody uses, or a use without a table entry"
 
 
-@pytest.mark.parametrize("function_id", FUNCTIONS)
+@pytest.mark.parametrize("function_id", ALL_FUNCTIONS)
 def test_each_function_is_granted_exactly_what_its_code_path_calls(
-    template: dict[str, Any], resolver: Resolver, function_id: str
+    template: dict[str, Any], webhooks: Resolver, function_id: str
 ) -> None:
-    granted = template_grants(template, resolver, function_id)
+    granted = template_grants(template, webhooks, function_id)
     required = required_grants(function_id)
     assert required - granted == set(), f"{function_id} lacks these"
     assert granted - required == set(), f"{function_id} is granted more than its code uses"
@@ -961,8 +1029,8 @@ def test_outputs_name_the_resources_a_client_needs(template: dict[str, Any]) -> 
 def test_the_profiles_source_is_readable_by_every_function_and_only_when_set(
     template: dict[str, Any], overrides: dict[str, str], action: str | None, arn: str | None
 ) -> None:
-    resolver = offline_resolver(template, stack_name="prod", parameter_overrides=overrides)
-    for function_id in FUNCTIONS:
+    resolver = offline_resolver(template, stack_name="prod", parameter_overrides={**overrides, **WEBHOOKS_ON})
+    for function_id in ALL_FUNCTIONS:
         variables = resolver.resolve(function_property(template, function_id, "Environment"))["Variables"]
         source = Settings.from_env({k: str(v) for k, v in variables.items()}).profiles_source
         statements = [
@@ -992,3 +1060,89 @@ def test_delete_assets_and_the_sweeper_output(template: dict[str, Any]) -> None:
     assert template["Rules"]["OneProfilesSource"]["Assertions"][0]["Assert"] == {
         "Fn::Equals": [{"Ref": "ProfilesObject"}, ""]
     }
+
+
+# --- the webhook fast path --------------------------------------------------------------------------------------
+
+
+def test_webhooks_are_off_by_default(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["EnableWebhooks"]["Default"] == "false"
+    off = offline_resolver(template)
+    optional = [lid for lid, spec in template["Resources"].items() if spec.get("Condition") == "WebhooksEnabled"]
+    assert sorted(optional) == ["WebhookErrorsAlarm", "WebhookFunction", "WebhookLogGroup", "WebhookSecret"]
+    assert not any(off.resource_enabled(lid) for lid in optional)
+    assert {name for name, spec in template["Outputs"].items() if spec.get("Condition") == "WebhooksEnabled"} == {
+        "WebhookUrl",
+        "WebhookSecretArn",
+    }
+    # Nothing else knows the secret: without webhooks no function reads one.
+    for function_id in FUNCTIONS:
+        variables = off.resolve(function_property(template, function_id, "Environment"))["Variables"]
+        assert Settings.from_env({k: str(v) for k, v in variables.items()}).webhook_secret == ""
+
+
+def test_the_webhook_has_a_public_url_and_its_secret_by_arn(template: dict[str, Any], webhooks: Resolver) -> None:
+    function = props(template, WEBHOOK)
+    # TwelveLabs cannot sign AWS requests; TL-Signature is the authentication.
+    assert function["FunctionUrlConfig"] == {"AuthType": "NONE"}
+    assert template["Outputs"]["WebhookUrl"]["Value"] == {"Fn::GetAtt": ["WebhookFunctionUrl", "FunctionUrl"]}
+    variables = webhooks.resolve(function_property(template, WEBHOOK, "Environment"))["Variables"]
+    secret_arn = webhooks.resolve({"Ref": "WebhookSecret"})
+    assert variables["WEBHOOK_SECRET"] == secret_arn
+    assert secret_arn.startswith("arn:aws:secretsmanager:")
+    # Only the webhook function reads it.
+    readers = {
+        owner
+        for owner, statement in policy_statements(template, webhooks)
+        if statement["Action"] == "secretsmanager:GetSecretValue" and statement["Resource"] == {"Ref": "WebhookSecret"}
+    }
+    assert readers == {WEBHOOK}
+    secret = resource(template, "WebhookSecret")["Properties"]
+    assert "Name" not in secret
+    assert "SecretString" not in secret  # a generated placeholder, never a value in the template
+    assert "GenerateSecretString" in secret
+    alarm = alarms(template, webhooks)["WebhookErrorsAlarm"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": webhooks.resolve({"Ref": WEBHOOK})}]
+    # Not scheduled: no heartbeat to expect.
+    assert "WebhookHeartbeatAlarm" not in template["Resources"]
+
+
+def test_the_webhook_writes_only_replay_guard_items_and_reads_only_batch_records(template: dict[str, Any]) -> None:
+    dynamodb = {
+        statement["Action"]: statement
+        for owner, statement in policy_statements(template)
+        if owner == WEBHOOK and str(statement["Action"]).startswith("dynamodb:")
+    }
+    assert set(dynamodb) == {"dynamodb:PutItem", "dynamodb:GetItem"}
+    leading = {
+        action: statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+        for action, statement in dynamodb.items()
+    }
+    assert leading == {"dynamodb:PutItem": ["WEBHOOK#*"], "dynamodb:GetItem": ["BATCH#*"]}
+    # The prefixes the adapters really write and read.
+    from videobatch.adapters import dynamodb as adapter
+
+    source = Path(adapter.__file__).read_text()
+    assert 'f"WEBHOOK#{signature}"' in source
+    assert 'f"BATCH#{batch_id}"' in source
+
+
+def test_closing_a_batch_can_start_the_flusher_without_a_cycle(template: dict[str, Any], webhooks: Resolver) -> None:
+    flusher_arn = webhooks.resolve({"Fn::GetAtt": ["FlusherFunction", "Arn"]})
+    for function_id in ("BatchCheckerFunction", "SweeperFunction"):
+        variables = webhooks.resolve(function_property(template, function_id, "Environment"))["Variables"]
+        assert Settings.from_env({k: str(v) for k, v in variables.items()}).flusher_arn == flusher_arn
+        (statement,) = [
+            s
+            for owner, s in policy_statements(template)
+            if owner == function_id and s["Action"] == "lambda:InvokeFunction"
+        ]
+        assert webhooks.resolve(statement["Resource"]) == flusher_arn
+    # The flusher's own environment names neither itself nor a function that refers to it.
+    assert "FLUSHER_ARN" not in function_property(template, "FlusherFunction", "Environment")["Variables"]
+    (start_check,) = [
+        s for owner, s in policy_statements(template) if owner == WEBHOOK and s["Action"] == "lambda:InvokeFunction"
+    ]
+    checker = webhooks.resolve({"Fn::GetAtt": ["BatchCheckerFunction", "Arn"]})
+    assert webhooks.resolve(start_check["Resource"]) == checker

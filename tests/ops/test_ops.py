@@ -421,3 +421,24 @@ def test_parse_target_and_since() -> None:
     assert parse_since("2026-01-04", now) == datetime(2026, 1, 4, tzinfo=UTC)
     assert parse_since("2026-01-04T10:00:00+02:00", now) == datetime(2026, 1, 4, 8, tzinfo=UTC)
     assert parse_since(None, now) is None
+
+
+# --- --api-url / --api-key-file ---------------------------------------------------------------------------------
+
+
+def test_commands_that_talk_to_twelvelabs_take_the_key_from_a_file(run: Run, tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(run.pipeline.api_key + "\n")
+    api = ["--api-url", run.pipeline.api_url, "--api-key-file", str(key_file)]
+    swept = run.ops.run("sweep", "--local", "--json", *api)
+    assert swept.code == 0, swept
+    assert run.pipeline.api_key not in swept.out + swept.err
+    # A key file that is not there, or empty: one clear line, nothing run.
+    for content, message in ((None, "no such file"), ("", "the file is empty")):
+        broken = tmp_path / f"broken-{message.split()[-1]}"
+        if content is not None:
+            broken.write_text(content)
+        result = run.ops.run("sweep", "--local", "--api-key-file", str(broken))
+        assert result.code == EXIT_ERROR
+        assert f"--api-key-file {broken}: {message}" in result.err
+        assert result.out == ""

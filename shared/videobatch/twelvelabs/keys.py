@@ -6,6 +6,7 @@ with it. Safe for every call, batch create included: the API refused the key bef
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 
@@ -33,3 +34,24 @@ class StaticApiKey:
 
     def __repr__(self) -> str:
         return "StaticApiKey(<hidden>)"
+
+
+class ApiKeyFileError(ValueError):
+    """A key file that is missing, unreadable, empty or not one key (the message never holds the key)."""
+
+
+def read_api_key_file(path: Path) -> str:
+    """The API key a file holds (surrounding whitespace dropped), for the local tools and the ops CLI, so the key
+    never appears on a command line; ApiKeyFileError naming the file and the problem otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise ApiKeyFileError(f"{path}: no such file") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ApiKeyFileError(f"{path}: cannot be read ({type(error).__name__})") from error
+    key = text.strip()
+    if not key:
+        raise ApiKeyFileError(f"{path}: the file is empty (it must hold the TwelveLabs API key)")
+    if any(character.isspace() for character in key):
+        raise ApiKeyFileError(f"{path}: the key must be one line without spaces")
+    return key

@@ -43,6 +43,8 @@ from videobatch.domain.records import (
 from videobatch.runtime import Runtime, build_runtime, logger, set_runtime
 from videobatch.twelvelabs import limits
 from videobatch_tools.localstack import lambda_invoke
+from videobatch_tools.localstack.external_api import ExternalApi
+from videobatch_tools.localstack.function_url import FunctionUrl, UrlResponse, WebhookRelay
 from videobatch_tools.localstack.moto_server import MotoEndpoint, moto_server, patched_environ
 from videobatch_tools.localstack.resources import LocalStack, create_stack
 from videobatch_tools.localstack.template import default_template_path, load_template
@@ -55,6 +57,10 @@ Handler = Callable[[dict[str, Any], Any], Any]
 # Wraps the handler of a function (by logical id), e.g. to observe every invocation in a test or a benchmark.
 HandlerHook = Callable[[str, Handler], Handler]
 STACK_NAME = "videobatch"
+WEBHOOK_FUNCTION = "WebhookFunction"
+# Settings only some functions get (template: per-function Environment); the local stack's one runtime serves
+# every function, so it carries them all: function id -> variable.
+FUNCTION_ONLY_VARIABLES = (("BatchCheckerFunction", "FLUSHER_ARN"), (WEBHOOK_FUNCTION, "WEBHOOK_SECRET"))
 POWERTOOLS_VARIABLES = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL")
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -134,17 +140,32 @@ class LocalPipeline:
         stack_name: str = STACK_NAME,
         environment_overrides: Mapping[str, str] | None = None,
         handler_hook: HandlerHook | None = None,
+        webhooks: bool = False,
+        external_api: ExternalApi | None = None,
     ) -> None:
         """``parameter_overrides`` are template parameters (``{"ReservedBatchSlots": "2"}``).
+
+        ``webhooks``: the stack with ``EnableWebhooks=true``; the emulator signs a notification when a batch ends
+        (with ``webhook_secret``, also stored in the stack's WebhookSecret) and it reaches WebhookFunction through
+        its Function URL (``localstack.function_url``); ``post_webhook`` sends any request to that URL.
 
         ``environment_overrides`` are extra function environment variables, as a deployer could add to the
         template's Globals: settings the template does not expose as parameters (``FLUSH_LEASE_SECONDS``,
         ``ASSET_TIMEOUT_SECONDS``, ...). ``stack_name`` names the resources; moto's backends are
         process-wide, so two pipelines in one process (one after the other) need different names.
         ``handler_hook`` wraps every handler the wiring calls.
+
+        ``external_api``: TwelveLabs is that endpoint (``localstack.external_api``: the real API or an emulator
+        started elsewhere) with its key, instead of an emulator started here; the clock starts at the endpoint's
+        virtual now and moves it along, or follows real time (a wait sleeps). No ``emulator`` then.
         """
-        self.clock = ManualClock(start)
-        self.api_key = secrets.token_hex(16)
+        self.external_api = external_api
+        if external_api is not None and webhooks:
+            raise ValueError("webhooks need the in-process emulator (an external endpoint cannot reach this machine)")
+        self.clock = ManualClock(external_api.start() if external_api is not None else start)
+        self.api_key = external_api.key if external_api is not None else secrets.token_hex(16)
+        # How the wiring moves time: the clock alone, or with the external endpoint's clock (or a real wait).
+        self.advance = external_api.advancer(self.clock) if external_api is not None else self.clock.advance
         self._template_path = template_path or default_template_path()
         self._emulator_settings = emulator_settings or EmulatorSettings(
             item_concurrency=8, content_seconds_per_second=600.0, asset_ready_seconds=20.0
@@ -153,6 +174,9 @@ class LocalPipeline:
         self._environment_overrides = dict(environment_overrides or {})
         self._stack_name = stack_name
         self._handler_hook = handler_hook
+        self._webhooks = webhooks
+        self.webhook_secret = secrets.token_hex(16) if webhooks else None
+        self.webhook_relay: WebhookRelay | None = WebhookRelay(self.clock) if webhooks else None
         self._seed = seed
         self._clients: dict[str, Any] = {}
         self._exit = ExitStack()
@@ -174,15 +198,30 @@ class LocalPipeline:
         self._exit.close()
 
     def _start(self) -> None:
+        if self.external_api is not None:
+            self._exit.callback(self.external_api.close)
         self.moto: MotoEndpoint = self._exit.enter_context(moto_server())
         # One session for everything: clients made from it share botocore's loaded service models, which makes
         # each new client cheap (a fresh session re-reads the models from disk, ~0.2 s per client).
         self.session = self.moto.session()
-        config = EmulatorConfig(
-            api_key=self.api_key, clock="virtual", settings=self._emulator_settings, seed=self._seed
-        )
-        self.emulator = self._exit.enter_context(EmulatorServer(config, clock=self.clock))
-        overrides = {"TwelveLabsBaseUrl": self.emulator.api_url, **self._overrides}
+        if self.external_api is not None:
+            self.api_url = self.external_api.url
+        else:
+            config = EmulatorConfig(
+                api_key=self.api_key,
+                clock="virtual",
+                settings=self._emulator_settings,
+                seed=self._seed,
+                webhook_secret=self.webhook_secret,
+            )
+            sender = self.webhook_relay.send if self.webhook_relay is not None else None
+            self.emulator = self._exit.enter_context(EmulatorServer(config, clock=self.clock, webhook_sender=sender))
+            self.api_url = self.emulator.api_url
+        overrides = {"TwelveLabsBaseUrl": self.api_url, **self._overrides}
+        secret_values: dict[str, str] = {}
+        if self.webhook_secret is not None:
+            overrides["EnableWebhooks"] = "true"
+            secret_values["WebhookSecret"] = self.webhook_secret
         self.stack = _with_environment(
             create_stack(
                 load_template(self._template_path),
@@ -192,10 +231,14 @@ class LocalPipeline:
                 api_key=self.api_key,
                 region=self.moto.region,
                 session=self.session,
+                secret_values=secret_values,
             ),
             self._environment_overrides,
         )
         environment = self.stack.env("FlusherFunction")
+        for function_id, variable in FUNCTION_ONLY_VARIABLES:
+            if function_id in self.stack.functions and variable in self.stack.env(function_id):
+                environment[variable] = self.stack.env(function_id)[variable]
         self.settings = Settings.from_env(environment)
         # Before the first import of videobatch.runtime and the handlers, as Lambda sets it before the import.
         self._exit.enter_context(powertools_configured(powertools_environment(self.stack)))
@@ -221,6 +264,15 @@ class LocalPipeline:
             later = functools.partial(self.wiring.invoke_later, function_id)
             lambda_invoke.register(function.name, self._invoker(function_id), later)
             self._exit.callback(lambda_invoke.unregister, function.name)
+        self.function_url: FunctionUrl | None = None
+        if self.webhook_relay is not None:
+            url = self.stack.outputs["WebhookUrl"]
+            self.function_url = FunctionUrl(
+                url, functools.partial(self.wiring.invoke, WEBHOOK_FUNCTION, source=url), self.clock
+            )
+            self.webhook_relay.url = self.function_url
+            self.webhook_relay.emulator = self.emulator
+            self.wiring.add_source(self.webhook_relay)
 
     def _invoker(self, function_id: str) -> lambda_invoke.Invoker:
         """Lambda Invoke of one function (from moto's server thread, while the caller waits for the answer)."""
@@ -233,6 +285,13 @@ class LocalPipeline:
             return invocation.result, None, None
 
         return invoke
+
+    def post_webhook(self, body: bytes, headers: Mapping[str, str], method: str = "POST") -> UrlResponse:
+        """A request to the webhook function's URL, as anyone on the internet could send (tests: forged ones)."""
+        if self.function_url is None:
+            raise WiringError("webhooks are off: LocalPipeline(webhooks=True) creates the webhook function")
+        with self._lambda_streams():
+            return self.function_url.request(method, body, headers)
 
     # --- driving ------------------------------------------------------------------------------------------------
 
@@ -259,12 +318,45 @@ class LocalPipeline:
         What the handlers print (JSON logs, EMF metrics) goes to ``lambda_output`` as CloudWatch would keep it.
         """
         with self._lambda_streams():
-            return self.wiring.run_until_idle(self.clock.advance, max_steps=max_steps)
+            return self.wiring.run_until_idle(self.advance, max_steps=max_steps)
+
+    def run_until_idle_within(
+        self,
+        max_seconds: float,
+        on_wait: Callable[[float, float, list[str]], None] | None = None,
+        max_steps: int = 100_000,
+    ) -> tuple[RunReport, bool]:
+        """``run_until_idle``, but for at most ``max_seconds`` of the clock (real seconds against an endpoint on
+        real time): ``(report, idle)``. ``on_wait(elapsed, wait, reasons)`` is called before each wait."""
+        totals = StepReport()
+        advanced = 0.0
+        with self._lambda_streams():
+            for steps in range(1, max_steps + 1):
+                report = self.wiring.step()
+                totals.add(report)
+                if report.did_work:
+                    continue
+                reasons = self.wiring.pending()
+                if not reasons:
+                    return RunReport(steps=steps, advanced_seconds=advanced, totals=totals), True
+                due = self.wiring.next_due()
+                if due is None:
+                    raise WiringStalledError(f"not idle and nothing is scheduled: {reasons}")
+                left = max_seconds - advanced
+                if left <= 0:
+                    return RunReport(steps=steps, advanced_seconds=advanced, totals=totals), False
+                wait = min(max(0.0, (due - self.clock.now()).total_seconds()), left)
+                if on_wait is not None:
+                    on_wait(advanced, wait, reasons)
+                if wait > 0:
+                    self.advance(wait)
+                    advanced += wait
+        raise WiringStalledError(f"not idle after {max_steps} steps: {self.wiring.pending()}")
 
     def run_for(self, seconds: float) -> RunReport:
         """Drive the wiring for ``seconds`` of virtual time, the schedules firing on after the work is done."""
         with self._lambda_streams():
-            return self.wiring.run_for(self.clock.advance, seconds)
+            return self.wiring.run_for(self.advance, seconds)
 
     def run_until(self, condition: Callable[[], bool], max_steps: int = 10_000) -> RunReport:
         """Drive the wiring as ``run_until_idle`` does, but stop as soon as ``condition()`` holds after a step.
@@ -289,7 +381,7 @@ class LocalPipeline:
                     raise WiringStalledError(f"idle after {steps} steps and the condition is still false")
                 wait = (due - self.clock.now()).total_seconds()
                 if wait > 0:
-                    self.clock.advance(wait)
+                    self.advance(wait)
                     advanced += wait
         raise WiringStalledError(f"condition still false after {max_steps} steps: {self.wiring.pending()}")
 

@@ -117,16 +117,27 @@ def create_stack(
     api_key: str,
     region: str = DEFAULT_REGION,
     session: boto3.session.Session | None = None,
+    secret_values: Mapping[str, str] | None = None,
 ) -> LocalStack:
-    """Create the template's resources in the moto server at ``endpoint_url`` and describe the result."""
+    """Create the template's resources in the moto server at ``endpoint_url`` and describe the result.
+
+    Every secret holds ``api_key`` (the template's placeholder replaced, as an operator would), except those
+    named in ``secret_values`` (logical id -> value: the webhook signing secret)."""
     parameters = parameter_values(template, parameter_overrides or {})
     pseudo = Pseudo(region=region, account_id=LOCAL_ACCOUNT_ID, stack_name=stack_name)
     resources: dict[str, PhysicalResource] = {}
     resolver = Resolver(template, parameters=parameters, pseudo=pseudo, resources=resources)
     _plan_names(template, resolver, pseudo, endpoint_url, resources)
-    builder = _Builder(session or local_session(region), endpoint_url, resolver, resources, api_key)
+    builder = _Builder(
+        session or local_session(region), endpoint_url, resolver, resources, api_key, secret_values=secret_values
+    )
     created = builder.create_all(template)
-    functions = {fid: _local_function(template, fid, resolver, resources) for fid in function_ids(template)}
+    # Only the functions the template's conditions create (WebhookFunction needs EnableWebhooks).
+    functions = {
+        fid: _local_function(template, fid, resolver, resources)
+        for fid in function_ids(template)
+        if resolver.resource_enabled(fid)
+    }
     outputs = {
         name: str(resolver.resolve(spec["Value"]))
         for name, spec in template.get("Outputs", {}).items()
@@ -178,6 +189,12 @@ def _plan_names(
             name = f"{pseudo.stack_name}-{logical_id}Role"
             arn = f"arn:{pseudo.partition}:iam::{pseudo.account_id}:role/{name}"
             resources[f"{logical_id}Role"] = PhysicalResource(name, {"Arn": arn, "RoleId": name})
+        # SAM creates "<FunctionId>Url" (AWS::Lambda::Url) for a FunctionUrlConfig; the outputs refer to it. The
+        # address has AWS's shape; locally the requests reach the function through ``localstack.function_url``.
+        if spec.get("Type") == "AWS::Serverless::Function" and "FunctionUrlConfig" in spec.get("Properties", {}):
+            url_id = f"{pseudo.stack_name}-{logical_id}".lower()
+            url = f"https://{url_id}.lambda-url.{pseudo.region}.on.aws/"
+            resources[f"{logical_id}Url"] = PhysicalResource(url, {"FunctionUrl": url})
     while pending:
         progressed = False
         for logical_id, spec in list(pending.items()):
@@ -315,7 +332,10 @@ class _Builder:
         resolver: Resolver,
         resources: dict[str, PhysicalResource],
         api_key: str,
+        *,
+        secret_values: Mapping[str, str] | None = None,
     ) -> None:
+        self._secret_values = dict(secret_values or {})
         self._session = session
         self._endpoint = endpoint_url
         self._resolver = resolver
@@ -361,8 +381,9 @@ class _Builder:
     def _secret(self, logical_id: str, props: dict[str, Any]) -> None:
         name = self._resources[logical_id].attributes["Name"]
         # The template's GenerateSecretString placeholder is replaced by the local key, as an operator would.
+        value = self._secret_values.get(logical_id, self._api_key)
         response = self._client("secretsmanager").create_secret(
-            Name=name, Description=props.get("Description", ""), SecretString=self._api_key
+            Name=name, Description=props.get("Description", ""), SecretString=value
         )
         arn = response["ARN"]
         self._resources[logical_id] = PhysicalResource(arn, {"Arn": arn, "Name": name})

@@ -28,6 +28,9 @@ Lambda metrics of every invocation (``AWS/Lambda`` ``Invocations``, ``Errors``, 
 Failed invocations are kept as summaries (``InvocationError``: type and message), never as live exceptions, whose
 tracebacks would hold every frame of the failed run.
 
+Extra sources (``WiringSource``): anything else that delivers work to the functions on the wiring's clock (the
+local stack's webhook relay) is stepped with the rest, and its pending work and next due time count for idle.
+
 Idle: ``run_until_idle`` stops when no S3 notification, queued or in-flight message, or pending one-time
 schedule remains, every periodic schedule has fired since the last work anywhere and reported no work, and the
 optional ``is_idle`` callback agrees. A periodic handler reports work by returning a mapping with an integer
@@ -45,7 +48,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import boto3
 from botocore.exceptions import ClientError
@@ -72,6 +75,14 @@ Handler = Callable[[dict[str, Any], Any], Any]
 # Real seconds moto keeps a received message hidden; the wiring itself releases it on the virtual clock.
 _PARKED_SECONDS = 3600
 _SQS_MAX_RECEIVE = 10
+
+
+class WiringSource(Protocol):
+    """Work the wiring steps besides its own (``step`` returns how much was done)."""
+
+    def step(self) -> int: ...
+    def pending(self) -> list[str]: ...
+    def next_due(self) -> datetime | None: ...
 
 
 class WiringError(RuntimeError):
@@ -124,11 +135,17 @@ class StepReport:
     periodic_work: int = 0
     async_retries: int = 0
     errors: int = 0
+    source_work: int = 0
 
     @property
     def did_work(self) -> bool:
         return bool(
-            self.s3_events_routed or self.sqs_batches or self.one_time_fired or self.periodic_work or self.async_retries
+            self.s3_events_routed
+            or self.sqs_batches
+            or self.one_time_fired
+            or self.periodic_work
+            or self.async_retries
+            or self.source_work
         )
 
     def add(self, other: StepReport) -> None:
@@ -223,6 +240,7 @@ class LocalWiring:
         is_idle: Callable[[], bool] | None = None,
         raise_handler_errors: bool = False,
         set_environment: bool = True,
+        sources: tuple[WiringSource, ...] = (),
     ) -> None:
         unknown = set(handlers) - set(stack.functions)
         if unknown:
@@ -235,6 +253,7 @@ class LocalWiring:
         self._scheduler = session.client("scheduler", endpoint_url=stack.endpoint_url)
         self._tap = s3_notifications
         self._is_idle = is_idle
+        self._sources: list[WiringSource] = list(sources)
         self._raise = raise_handler_errors
         self._set_environment = set_environment
         self._resolver = stack.resolver()
@@ -263,6 +282,9 @@ class LocalWiring:
             and self._resolver.resource_enabled(lid)
         ]
         self._queues_sampled_at: datetime | None = None
+
+    def add_source(self, source: WiringSource) -> None:
+        self._sources.append(source)
 
     # --- wiring read from the template -------------------------------------------------------------------------
 
@@ -344,6 +366,11 @@ class LocalWiring:
         self._fire_one_time()
         self._fire_periodic()
         self._fire_async_retries()
+        for extra in self._sources:
+            work = extra.step()
+            if work:
+                self._report.source_work += work
+                self._note_work(None)
         self._sample_queues()
         return self._report
 
@@ -422,6 +449,8 @@ class LocalWiring:
                 reasons.append(f"{source.queue_name}: {visible} queued, {in_flight} in flight")
         reasons.extend(f"one-time schedule {s.group}/{s.name} at {s.due.isoformat()}" for s in self._one_time())
         reasons.extend(f"{r.function_id} retry of {r.source} at {r.due.isoformat()}" for r in self._async_retries)
+        for extra in self._sources:
+            reasons.extend(extra.pending())
         reasons.extend(
             f"{p.function_id}.{p.event_name} has not reported idle" for p in self._periodic if p.last_work != 0
         )
@@ -438,6 +467,7 @@ class LocalWiring:
         candidates += [s.due for s in self._one_time()]
         candidates += [p.release_at for p in self._parked]
         candidates += [r.due for r in self._async_retries]
+        candidates += [due for due in (extra.next_due() for extra in self._sources) if due is not None]
         return min(candidates, default=None)
 
     @property
