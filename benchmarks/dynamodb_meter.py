@@ -106,6 +106,17 @@ class Meter:
             self._write(name, params["TableName"], new, failed_condition, key=params["Key"])
         elif name == "DeleteItem" and (ok or failed_condition):
             self._write(name, params["TableName"], None, failed_condition, key=params["Key"])
+        elif name == "BatchWriteItem" and ok:
+            # Each put or delete costs as its own; unprocessed ones are retried by the caller and metered then.
+            unprocessed = parsed.get("UnprocessedItems", {})
+            for table, requests in params["RequestItems"].items():
+                for request in requests:
+                    if request in unprocessed.get(table, []):
+                        continue
+                    if "PutRequest" in request:
+                        self._write(name, table, request["PutRequest"]["Item"], False)
+                    else:
+                        self._write(name, table, None, False, key=request["DeleteRequest"]["Key"])
         elif name == "TransactWriteItems" and ok:
             for entry in params["TransactItems"]:
                 self._transact(entry)
@@ -154,7 +165,8 @@ class Meter:
         assert source is not None
         ident = (table, source["pk"]["S"], source["sk"]["S"])
         old = self._images.get(ident)
-        record = ident[2]
+        # The record kind: sk names it, except outcome journal entries (pk OUTCOME#..., sk unique per item).
+        record = "OUTCOME" if ident[1].startswith("OUTCOME#") else ident[2]
         if failed_condition:
             cost = _units(item_size(old), 1024)
             self.wcu_by_record[f"{record} failed condition"] += cost
