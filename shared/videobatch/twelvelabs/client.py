@@ -324,6 +324,24 @@ class TwelveLabsClient:
             proofs.append(CompletedChunk(chunk_index=chunk_index, proof=etag, chunk_size=len(chunk)))
         return proofs
 
+    def upload_chunk(
+        self,
+        url: str,
+        chunk: bytes,
+        *,
+        chunk_index: int,
+        upload_headers: Mapping[str, str] | None = None,
+        max_wait_seconds: float | None = None,
+    ) -> CompletedChunk:
+        """PUT one chunk to its presigned URL and return its proof, for callers that upload a session in pieces
+        across invocations (``services.ingest``); the proof still has to be reported."""
+        if chunk_index < 1:
+            raise RequestValidationError("chunk_index", "must be >= 1 (chunk indexes are 1-based)")
+        if not chunk:
+            raise RequestValidationError("chunk", "must not be empty")
+        etag = self._put_chunk(url, chunk, chunk_index, upload_headers or {}, self._deadline(max_wait_seconds))
+        return CompletedChunk(chunk_index=chunk_index, proof=etag, chunk_size=len(chunk))
+
     # --- batches ----------------------------------------------------------------------------------------------
 
     def create_batch(self, request: BatchCreateRequest, *, max_wait_seconds: float | None = None) -> BatchCreated:

@@ -196,7 +196,9 @@ class LocalPipeline:
             self._environment_overrides,
         )
         environment = self.stack.env("FlusherFunction")
-        self.settings = Settings.from_env(environment)
+        # One runtime serves every function; the ingest queue's URL is ingest's alone (its multipart continuations).
+        queue_url = self.stack.env("IngestFunction").get("INGEST_QUEUE_URL", "")
+        self.settings = Settings.from_env({**environment, "INGEST_QUEUE_URL": queue_url})
         # Before the first import of videobatch.runtime and the handlers, as Lambda sets it before the import.
         self._exit.enter_context(powertools_configured(powertools_environment(self.stack)))
 
