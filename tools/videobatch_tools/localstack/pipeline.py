@@ -134,6 +134,7 @@ class LocalPipeline:
         stack_name: str = STACK_NAME,
         environment_overrides: Mapping[str, str] | None = None,
         handler_hook: HandlerHook | None = None,
+        multipart_chunk_bytes: int | None = None,
     ) -> None:
         """``parameter_overrides`` are template parameters (``{"ReservedBatchSlots": "2"}``).
 
@@ -141,7 +142,8 @@ class LocalPipeline:
         template's Globals: settings the template does not expose as parameters (``FLUSH_LEASE_SECONDS``,
         ``ASSET_TIMEOUT_SECONDS``, ...). ``stack_name`` names the resources; moto's backends are
         process-wide, so two pipelines in one process (one after the other) need different names.
-        ``handler_hook`` wraps every handler the wiring calls.
+        ``handler_hook`` wraps every handler the wiring calls. ``multipart_chunk_bytes``: the chunk size the
+        emulator hands out for multipart uploads (small ones make many-chunk uploads of small test files).
         """
         self.clock = ManualClock(start)
         self.api_key = secrets.token_hex(16)
@@ -154,6 +156,7 @@ class LocalPipeline:
         self._stack_name = stack_name
         self._handler_hook = handler_hook
         self._seed = seed
+        self._multipart_chunk_bytes = multipart_chunk_bytes
         self._clients: dict[str, Any] = {}
         self._exit = ExitStack()
         self._lambda_output: TextIO = lambda_output or self._exit.enter_context(open(os.devnull, "w"))  # noqa: SIM115
@@ -181,6 +184,8 @@ class LocalPipeline:
         config = EmulatorConfig(
             api_key=self.api_key, clock="virtual", settings=self._emulator_settings, seed=self._seed
         )
+        if self._multipart_chunk_bytes is not None:
+            config = config.model_copy(update={"multipart_chunk_bytes": self._multipart_chunk_bytes})
         self.emulator = self._exit.enter_context(EmulatorServer(config, clock=self.clock))
         overrides = {"TwelveLabsBaseUrl": self.emulator.api_url, **self._overrides}
         self.stack = _with_environment(
