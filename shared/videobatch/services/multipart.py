@@ -84,6 +84,9 @@ class MultipartUploader:
     ) -> MultipartProgress:
         """Continue (or start) the item's upload for as long as the invocation allows."""
         session = item.upload_session
+        if session is not None and session.complete:
+            # Every chunk confirmed (a crash came before the asset was recorded): the asset exists, expired or not.
+            return MultipartProgress(item=item, session=session, chunks_sent=0)
         if session is not None and not session.usable(self._clock.now()):
             self._restarted(item, session, "expired")
             return self._start(item, ref, filename, metadata, session.session_number + 1)

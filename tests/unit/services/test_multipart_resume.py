@@ -159,7 +159,7 @@ def test_an_upload_out_of_time_hands_the_rest_to_the_next_invocation_and_the_ite
     assert run_to_done(stack, item.item_id).state is ItemState.DONE
 
 
-@pytest.mark.parametrize("k", [1, 4, 6])
+@pytest.mark.parametrize("k", [1, 4, 6, 7])
 def test_a_crash_after_confirming_chunk_k_resumes_at_k_plus_1_and_sends_no_chunk_twice(
     stack: Stack, videos: dict[str, Path], k: int
 ) -> None:
@@ -307,3 +307,19 @@ def test_a_concurrent_delivery_that_moved_the_item_stops_the_upload(stack: Stack
     result = ingest_service(stack, queue, items=StaleItems()).handle(parse_object_created(queue.sent[0]))
     assert result.outcome is IngestOutcome.DUPLICATE
     assert len(queue.sent) == 1  # no continuation from the loser
+
+
+def test_a_complete_session_is_recorded_as_the_asset_even_past_its_expiry(
+    stack: Stack, videos: dict[str, Path]
+) -> None:
+    event = stack.put_video(KEY, videos["short"])
+    with pytest.raises(RuntimeError):
+        ingest_service(stack, None, items=CrashAfterConfirming(stack.items, 7)).handle(parse_object_created(event))
+    session = stored(stack, parse_and_find(stack, event)).upload_session
+    assert session is not None
+    assert session.complete
+    stack.clock.advance(25 * 3600)
+    assert ingest_service(stack, None).handle(parse_object_created(event)).outcome is IngestOutcome.ASSET_CREATED
+    assert stored(stack, parse_and_find(stack, event)).asset_id == session.asset_id
+    assert stack.metrics.total("UploadSessionsRestarted") == 0
+    assert len(stack.emulator.state.uploads) == 1
