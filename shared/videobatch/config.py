@@ -54,6 +54,11 @@ class Settings(BaseModel):
     # Item writes of one claim or submission in flight at once (1: one after the other).
     item_write_concurrency: int = Field(default=16, ge=1, le=64)
     asset_timeout_seconds: float = Field(default=6 * 3600.0, gt=0)
+    # The ingest queue's URL (ingest only): a multipart upload its invocation could not finish is continued by a
+    # message sent here. Empty: the message fails instead and SQS redelivers it after its visibility timeout.
+    ingest_queue_url: str = ""
+    # A multipart chunk is started only with this much of the invocation left (or twice the slowest chunk so far).
+    upload_chunk_reserve_seconds: float = Field(default=5.0, ge=0)
     # after_result: a terminal item's TwelveLabs asset is deleted (the template's DeleteAssets).
     delete_assets: Literal["never", "after_result"] = "never"
     # Where profiles are read from at run time, "ssm:<parameter name>" or "s3://<bucket>/<key>"; empty: the

@@ -69,6 +69,11 @@ class RejectedUploadError(InvalidInputError):
         self.message = message
 
 
+class UploadIncompleteError(VideoBatchError):
+    """A multipart upload stopped at its invocation's time budget with no queue to continue on: the message fails
+    and SQS's redelivery continues the stored session."""
+
+
 class StaleStateError(VideoBatchError):
     """A conditional write found newer state than it expected; the writer must not overwrite it."""
 

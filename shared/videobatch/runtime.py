@@ -39,6 +39,7 @@ from videobatch.services.ports import (
     ReplayGuard,
     SecretValue,
     TwelveLabsApi,
+    UploadQueue,
 )
 
 if TYPE_CHECKING:
@@ -123,6 +124,9 @@ class Runtime:
     control: ControlStore | None = None
     # PROFILES_SOURCE set: profiles re-read (max age) and validated at the start of every run.
     profile_source: ProfileSource | None = None
+    # The ingest queue, where ingest hands an unfinished multipart upload to its next invocation (None: SQS's
+    # redelivery of the failed message continues it).
+    upload_queue: UploadQueue | None = None
 
     def __post_init__(self) -> None:
         self.profiles.check_results_prefix(self.settings.results_prefix)
@@ -173,6 +177,9 @@ class Runtime:
             objects=self.objects,
             assets=self.twelvelabs,
             profiles=self.profiles,
+            metrics=self.metrics,
+            remaining_seconds=self.budget.remaining_seconds,
+            continuations=self.upload_queue,
         )
 
     def deletion_service(self) -> ObjectDeletedService:
@@ -347,6 +354,7 @@ def build_runtime(
     from videobatch.adapters.s3 import S3ObjectStore
     from videobatch.adapters.scheduler import BatchExpiryScheduler
     from videobatch.adapters.secrets import SecretApiKeyProvider
+    from videobatch.adapters.sqs import SqsUploadQueue
     from videobatch.twelvelabs.client import TwelveLabsClient
 
     aws = session or boto3.Session()
@@ -407,6 +415,7 @@ def build_runtime(
         ledger=DynamoOutcomeLedger(dynamodb, settings.table_name),
         control=DynamoControlStore(dynamodb, settings.table_name),
         profile_source=source,
+        upload_queue=SqsUploadQueue(client("sqs"), settings.ingest_queue_url) if settings.ingest_queue_url else None,
     )
 
 

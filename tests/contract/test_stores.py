@@ -19,7 +19,8 @@ from videobatch.domain.records import (
     UploadedObject,
     queued_queue,
 )
-from videobatch.errors import InvalidTransitionError, StaleStateError
+from videobatch.domain.uploads import MultipartUploadSession
+from videobatch.errors import InvalidInputError, InvalidTransitionError, StaleStateError
 
 from .conftest import Backend
 
@@ -229,3 +230,54 @@ def test_a_lease_is_exclusive_until_released_or_expired(backend: Backend) -> Non
     assert lease.acquire("flush", "two", now=T0, duration_seconds=60)
     assert lease.acquire("flush", "three", now=T0 + timedelta(seconds=60), duration_seconds=60)  # expired
     assert not lease.release("flush", "two")
+
+
+# --- multipart upload progress --------------------------------------------------------------------------------
+
+
+def _session(confirmed: int = 0) -> MultipartUploadSession:
+    session = MultipartUploadSession.started(
+        upload_id="up1",
+        asset_id="as1",
+        chunk_bytes=500,
+        total_chunks=3,
+        total_bytes=1234,
+        now=T0,
+        expires_at=T0 + timedelta(hours=24),
+        upload_headers={"x-amz-acl": "private"},
+    )
+    return session.model_copy(update={"confirmed_chunks": confirmed})
+
+
+def test_a_registered_item_saves_its_upload_progress_and_keeps_every_session_field(backend: Backend) -> None:
+    stored, _ = backend.items.create(registered())
+    started = backend.items.save(stored.upload_progressed(_session(), now=T0), stored)
+    later = T0 + timedelta(seconds=30)
+    progressed = backend.items.save(started.upload_progressed(_session().confirmed(1), now=later), started)
+    read = backend.items.get(stored.item_id)
+    assert read == progressed
+    assert read is not None
+    assert (read.state, read.version, read.updated_at) == (ItemState.REGISTERED, 3, later)
+    assert read.upload_session == _session(confirmed=1)
+    # Still in the intake queue at its creation time: progress is no queue move.
+    assert [i.item_id for i in backend.items.iter_queue(INTAKE_QUEUE)] == [stored.item_id]
+
+
+def test_a_stale_progress_save_loses_and_the_newer_session_stands(backend: Backend) -> None:
+    stored, _ = backend.items.create(registered())
+    first = backend.items.save(stored.upload_progressed(_session(confirmed=2), now=T0), stored)
+    with pytest.raises(StaleStateError):
+        backend.items.save(stored.upload_progressed(_session(confirmed=1), now=T0), stored)
+    assert backend.items.get(stored.item_id) == first
+
+
+def test_the_asset_created_drops_the_session_and_other_states_never_save_in_place(backend: Backend) -> None:
+    stored, _ = backend.items.create(registered())
+    uploading = backend.items.save(stored.upload_progressed(_session(confirmed=3), now=T0), stored)
+    processing = backend.items.save(uploading.asset_created("as1", now=T0), uploading)
+    assert processing.upload_session is None
+    with pytest.raises(InvalidTransitionError, match="asset_processing -> asset_processing"):
+        backend.items.save(processing.model_copy(update={"note": "in place"}), processing)
+    with pytest.raises(InvalidInputError, match="only a registered item uploads"):
+        processing.upload_progressed(_session(), now=T0)
+    assert backend.items.get(stored.item_id) == processing

@@ -8,6 +8,7 @@ import pytest
 
 from twelvelabs_emulator.api_errors import ApiError
 from twelvelabs_emulator.command import build_config
+from twelvelabs_emulator.state import DEFAULT_MULTIPART_CHUNK_BYTES
 from twelvelabs_emulator.validation import Timeline, parse_batch_request, plan_window
 from twelvelabs_emulator.variants import Variant
 from videobatch_tools.cli import build_parser
@@ -220,3 +221,10 @@ def test_cli_hardening_and_rate_limit_options() -> None:
     assert config.control_token == "tok"
     assert config.url_fetch_allowed_hosts == ("s3.local",)
     assert config.settings.rate_limits.requests_per_minute == 30
+
+
+def test_cli_sets_the_multipart_chunk_size_or_keeps_the_default() -> None:
+    args = build_parser().parse_args(["emulator", "--api-key", "k", "--multipart-chunk-bytes", "65536"])
+    assert build_config(args).multipart_chunk_bytes == 65536
+    default = build_config(build_parser().parse_args(["emulator", "--api-key", "k"]))
+    assert default.multipart_chunk_bytes == DEFAULT_MULTIPART_CHUNK_BYTES

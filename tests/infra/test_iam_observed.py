@@ -54,6 +54,8 @@ def iam_needs(
         return [("scheduler:CreateSchedule", "expiry_schedules"), ("iam:PassRole", "scheduler_role")]
     if service == "scheduler" and operation == "DeleteSchedule":
         return [("scheduler:DeleteSchedule", "expiry_schedules")]
+    if service == "sqs" and operation in {"SendMessage", "SendMessageBatch"}:
+        return [("sqs:SendMessage", "ingest_queue")]  # a multipart upload's continuation; one action for both
     if service == "secretsmanager" and operation == "GetSecretValue":
         return [("secretsmanager:GetSecretValue", kinds.get(str(params.get("SecretId")), "secret"))]
     if service == "lambda" and operation == "Invoke":

@@ -572,7 +572,7 @@ def test_pass_role_is_limited_to_the_scheduler(template: dict[str, Any], functio
 # handlers on the local stack and checks every AWS call they make is in this table.
 #
 # Resources: table, gsi1 (the table's index), uploads (bucket/*), results (bucket/<ResultsPrefix>*), bus,
-# secret, expiry_schedules (schedule/<group>/*), scheduler_role.
+# secret, expiry_schedules (schedule/<group>/*), scheduler_role, ingest_queue.
 
 Grant = tuple[str, str]
 
@@ -601,11 +601,12 @@ ADAPTER_CALLS: dict[str, frozenset[Grant]] = {
     # S3ObjectStore: HeadObject needs s3:GetObject; with a VersionId, s3:GetObjectVersion.
     "objects.head": frozenset({("s3:GetObject", "uploads"), ("s3:GetObjectVersion", "uploads")}),
     "objects.read_range": frozenset({("s3:GetObject", "uploads"), ("s3:GetObjectVersion", "uploads")}),
-    "objects.iter_chunks": frozenset({("s3:GetObject", "uploads"), ("s3:GetObjectVersion", "uploads")}),
     # TwelveLabs fetches the presigned URL with the signer's rights.
     "objects.presigned_get_url": frozenset({("s3:GetObject", "uploads"), ("s3:GetObjectVersion", "uploads")}),
     # PutObject If-None-Match; on 412 GetObject (no VersionId) to compare.
     "objects.write_once": frozenset({("s3:PutObject", "results"), ("s3:GetObject", "results")}),
+    # SqsUploadQueue: an unfinished multipart upload's event back on the ingest queue (SendMessageBatch).
+    "continuations.send": frozenset({("sqs:SendMessage", "ingest_queue")}),
     # EventBridgePublisher, BatchExpiryScheduler, SecretApiKeyProvider
     "events.publish": frozenset({("events:PutEvents", "bus")}),
     "scheduler.schedule_batch_check": frozenset(
@@ -638,9 +639,9 @@ SERVICE_CALLS: dict[str, tuple[str, ...]] = {
         "items.create",
         "items.save",
         "objects.head",
-        "objects.read_range",
-        "objects.iter_chunks",
+        "objects.read_range",  # sniffing, and each multipart chunk (a ranged GET of exactly its bytes)
         "objects.presigned_get_url",
+        "continuations.send",
         "events.publish",
         "ledger.record",
     ),
@@ -756,6 +757,7 @@ def resource_kind(resolver: Resolver, arn: str) -> str:
         resolver.resolve({"Fn::GetAtt": ["SchedulerRole", "Arn"]}): "scheduler_role",
         resolver.resolve({"Fn::GetAtt": ["FlusherFunction", "Arn"]}): "flusher",
         resolver.resolve({"Fn::GetAtt": ["BatchCheckerFunction", "Arn"]}): "batch_checker",
+        resolver.resolve({"Fn::GetAtt": ["IngestQueue", "Arn"]}): "ingest_queue",
     }
     if resolver.resource_enabled("WebhookSecret"):
         kinds[resolver.resolve({"Ref": "WebhookSecret"})] = "webhook_secret"

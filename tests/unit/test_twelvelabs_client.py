@@ -1,5 +1,6 @@
 import io
 import json
+import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -894,3 +895,26 @@ def test_multipart_limit_is_ten_decimal_gigabytes() -> None:
         client.create_multipart_upload(filename="v.mp4", total_size=10_000_000_001)
     client.create_multipart_upload(filename="v.mp4", total_size=10_000_000_000)
     assert json.loads(server.requests[0].content)["total_size"] == 10_000_000_000
+
+
+def test_chunk_uploads_hold_about_one_chunk_however_many_are_sent() -> None:
+    # A dead httpx request (holding its chunk) sits in a Request/Response cycle; without collecting it, several
+    # chunks pile up before the cyclic collector runs on its own.
+    chunk_bytes = 1 << 20
+
+    def accept(request: httpx.Request) -> httpx.Response:
+        request.read()
+        return httpx.Response(200, headers={"etag": '"e"'})
+
+    client = TwelveLabsClient("key", base_url="https://api.test/v1.3", transport=httpx.MockTransport(accept))
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for index in range(1, 31):
+            proof = client.upload_chunk("https://upload.test/u/1", b"v" * chunk_bytes, chunk_index=index)
+            assert (proof.chunk_index, proof.proof, proof.chunk_size) == (index, "e", chunk_bytes)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+        client.close()
+    assert peak < 3 * chunk_bytes, f"{peak / chunk_bytes:.1f} chunks held at the peak"

@@ -32,6 +32,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--asset-ready-seconds", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--multipart-chunk-bytes",
+        type=int,
+        default=None,
+        help="the chunk size multipart upload sessions get (default: 5 MiB)",
+    )
+    parser.add_argument(
         "--variant",
         action="append",
         default=[],
@@ -76,7 +82,11 @@ def build_config(args: argparse.Namespace) -> Any:
         ),
     )
     webhook_secret = os.environ.get(WEBHOOK_SECRET_ENV) if args.webhook_url else None
+    chunk: dict[str, int] = {}
+    if args.multipart_chunk_bytes is not None:
+        chunk["multipart_chunk_bytes"] = args.multipart_chunk_bytes
     return EmulatorConfig(
+        **chunk,
         host=args.host,
         port=args.port,
         api_key=args.api_key,

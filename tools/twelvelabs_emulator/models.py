@@ -85,6 +85,8 @@ class UploadSession(BaseModel):
     status: Literal["active", "completed", "failed", "expired"] = "active"
     # chunk_index -> (MD5 hex of the bytes PUT, size in bytes): what a proof must match.
     received: dict[int, tuple[str, int]] = Field(default_factory=dict)
+    # chunk_index -> how many PUTs of it were stored: a client that resumes properly sends each chunk once.
+    puts_received: dict[int, int] = Field(default_factory=dict)
     reported_at: dict[int, datetime] = Field(default_factory=dict)
 
 

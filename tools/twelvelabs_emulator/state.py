@@ -300,6 +300,7 @@ class EmulatorState:
             path.write_bytes(data)
             etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
             session.received[index] = (etag, len(data))
+            session.puts_received[index] = session.puts_received.get(index, 0) + 1
             session.updated_at = now
             return etag
 

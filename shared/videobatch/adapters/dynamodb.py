@@ -19,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from videobatch.domain.items import check_operator_transition, check_transition
+from videobatch.domain.items import check_operator_transition, check_save
 from videobatch.domain.records import (
     OPEN_BATCHES_QUEUE,
     PENDING_CLAIMS_QUEUE,
@@ -210,7 +210,7 @@ class DynamoItemRepository(_Table):
         check is explicit even where the version alone would already catch the race. A move the lifecycle does not
         allow is refused before anything is sent (InvalidTransitionError): production has the simulation's check.
         """
-        check_transition(expected.state, new.state)
+        check_save(expected.state, new.state)
         stored = new.model_copy(update={"version": expected.version + 1})
         extra: dict[str, object] = {"state": expected.state.value}
         if expected.claim_id is not None:

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlencode
 
 from videobatch.adapters.s3 import check_s3_key
 from videobatch.domain.control import PipelineControl
-from videobatch.domain.items import check_operator_transition, check_transition
+from videobatch.domain.items import check_operator_transition, check_save
 from videobatch.domain.outcomes import DayTotals, Outcome, OutcomeState, by_day
 from videobatch.domain.records import (
     BatchProgress,
@@ -71,7 +71,7 @@ class MemoryItemStore:
             return {item_id: self._items[item_id] for item_id in dict.fromkeys(item_ids) if item_id in self._items}
 
     def save(self, new: ItemRecord, expected: ItemRecord) -> ItemRecord:
-        check_transition(expected.state, new.state)
+        check_save(expected.state, new.state)
         with self._lock:
             current = self._items.get(expected.item_id)
             if (

@@ -9,6 +9,7 @@ stateDiagram-v2
     [*] --> failed: rejected upload: not a video, too large, no profile, ... (ItemRecord.rejected)
     registered --> asset_processing: asset created (asset_created)
     registered --> failed: TwelveLabs refused the upload / ingest incomplete (fail)
+    registered --> registered: a multipart upload's progress saved (upload_progressed; no move)
     asset_processing --> queued: asset ready, windows planned (asset_ready)
     asset_processing --> failed: asset failed / > 4 h / timed out (fail)
     queued --> claimed: flusher claims, attempts + 1 (claim)
@@ -79,6 +80,18 @@ def check_transition(source: ItemState, target: ItemState) -> None:
     allowed = ALLOWED_TRANSITIONS[source]
     if target not in allowed:
         raise InvalidTransitionError(source.value, target.value, tuple(sorted(state.value for state in allowed)))
+
+
+# Saves that keep the state: a registered item records the progress of its multipart upload
+# (ItemRecord.upload_progressed) without moving; no other state is ever rewritten in place.
+PROGRESS_STATES: Final[frozenset[ItemState]] = frozenset({ItemState.REGISTERED})
+
+
+def check_save(source: ItemState, target: ItemState) -> None:
+    """What a store's ``save`` allows: a lifecycle move, or a progress save of a registered item."""
+    if source is target and source in PROGRESS_STATES:
+        return
+    check_transition(source, target)
 
 
 # An operator puts a failed item back to work (videobatch requeue): back to the queue when its windows and asset

@@ -29,6 +29,7 @@ from videobatch.domain.items import (
     item_id_for,
 )
 from videobatch.domain.packing import ContentCounting, content_seconds
+from videobatch.domain.uploads import MultipartUploadSession
 from videobatch.errors import InvalidInputError
 from videobatch.twelvelabs.limits import AnalysisMode
 
@@ -138,6 +139,8 @@ class ItemRecord(BaseModel):
     profile_pinned: bool = False
     # When S3 says the object version was created (the event's time): which version of a key is the latest.
     uploaded_at: datetime | None = None
+    # A multipart upload under way (registered only): what the next ingest invocation continues from.
+    upload_session: MultipartUploadSession | None = None
 
     @property
     def terminal(self) -> bool:
@@ -215,9 +218,17 @@ class ItemRecord(BaseModel):
             fields["note"] = fields["note"][:NOTE_LIMIT]
         return self.model_copy(update={"state": target, "updated_at": now, **fields})
 
+    def upload_progressed(self, session: MultipartUploadSession, *, now: datetime) -> ItemRecord:
+        """registered, still: its multipart upload started, confirmed more chunks or was restarted (no move; the
+        stores allow this one same-state save, ``domain.items.check_save``)."""
+        if self.state is not ItemState.REGISTERED:
+            raise InvalidInputError(f"item {self.item_id} is {self.state.value}: only a registered item uploads")
+        return self.model_copy(update={"upload_session": session, "updated_at": now})
+
     def asset_created(self, asset_id: str, *, now: datetime) -> ItemRecord:
-        """registered -> asset_processing: TwelveLabs has the video and is processing it."""
-        return self._move(ItemState.ASSET_PROCESSING, now, asset_id=asset_id, asset_created_at=now)
+        """registered -> asset_processing: TwelveLabs has the video and is processing it (an upload session, done
+        with, is dropped)."""
+        return self._move(ItemState.ASSET_PROCESSING, now, asset_id=asset_id, asset_created_at=now, upload_session=None)
 
     def asset_ready(self, duration_seconds: float, windows: Sequence[Window], *, now: datetime) -> ItemRecord:
         """asset_processing -> queued: the asset is ready and the analysis windows are planned."""
@@ -311,6 +322,7 @@ class ItemRecord(BaseModel):
             created_at=now,  # the sweeper's ingest timeout counts from here, not from the first upload
             asset_id=None,
             asset_created_at=None,
+            upload_session=None,
             duration_seconds=None,
             windows=(),
             queued_at=None,

@@ -18,6 +18,7 @@ Extension and content must both look like video, but they need not agree with ea
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final, Self
 from urllib.parse import unquote_plus
@@ -26,6 +27,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from videobatch.errors import ConfigurationError, RejectedUploadError
 from videobatch.twelvelabs import limits
+
+# The API's documented session life (24 h), assumed when a session is created without an ``expires_at``.
+MULTIPART_SESSION_SECONDS: Final = 24 * 3_600
+# A session this close to its expiry is not continued: a chunk PUT or report could fail half-way through.
+MULTIPART_EXPIRY_MARGIN_SECONDS: Final = 15 * 60
 
 
 class UploadDecision(StrEnum):
@@ -201,3 +207,92 @@ _SNIFFERS: Final[tuple[tuple[Container, Callable[[bytes], bool]], ...]] = (
     (Container.ASF, lambda head: head.startswith(_ASF_GUID)),
     (Container.MPEG_TS, _is_mpeg_ts),
 )
+
+
+class MultipartUploadSession(BaseModel):
+    """A multipart upload under way, stored with its item (``ItemRecord.upload_session``) so that the next ingest
+    invocation continues it where the last one stopped.
+
+    Chunks go up in order and each is reported to TwelveLabs before it is counted here, so the confirmed chunks are
+    always the prefix ``1..confirmed_chunks``: a crash after confirming chunk k resumes at k + 1 and never sends a
+    confirmed chunk again (a crash between a chunk's PUT and its save sends that one chunk again, harmlessly).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    upload_id: str = Field(min_length=1)
+    asset_id: str = Field(min_length=1)
+    chunk_bytes: int = Field(gt=0)
+    total_chunks: int = Field(ge=1)
+    total_bytes: int = Field(gt=0)
+    confirmed_chunks: int = Field(default=0, ge=0)
+    started_at: datetime
+    expires_at: datetime
+    # Sessions this item started (1 for the first); an expired one is replaced by a new one, counted here.
+    session_number: int = Field(default=1, ge=1)
+    # Headers the API asked every chunk PUT to carry (none today; kept so a resumed run sends them too).
+    upload_headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.confirmed_chunks > self.total_chunks:
+            raise ValueError("confirmed_chunks cannot exceed total_chunks")
+        if not (self.total_chunks - 1) * self.chunk_bytes < self.total_bytes <= self.total_chunks * self.chunk_bytes:
+            raise ValueError("total_chunks chunks of chunk_bytes must hold total_bytes, the last one partly")
+        return self
+
+    @classmethod
+    def started(
+        cls,
+        *,
+        upload_id: str,
+        asset_id: str,
+        chunk_bytes: int,
+        total_chunks: int,
+        total_bytes: int,
+        now: datetime,
+        expires_at: datetime | None,
+        session_number: int = 1,
+        upload_headers: dict[str, str] | None = None,
+    ) -> MultipartUploadSession:
+        return cls(
+            upload_id=upload_id,
+            asset_id=asset_id,
+            chunk_bytes=chunk_bytes,
+            total_chunks=total_chunks,
+            total_bytes=total_bytes,
+            started_at=now,
+            expires_at=expires_at or now + timedelta(seconds=MULTIPART_SESSION_SECONDS),
+            session_number=session_number,
+            upload_headers=upload_headers or {},
+        )
+
+    @property
+    def next_chunk(self) -> int:
+        """The first unconfirmed chunk (1-based); ``total_chunks + 1`` once every chunk is confirmed."""
+        return self.confirmed_chunks + 1
+
+    @property
+    def complete(self) -> bool:
+        return self.confirmed_chunks >= self.total_chunks
+
+    @property
+    def confirmed_bytes(self) -> int:
+        return min(self.confirmed_chunks * self.chunk_bytes, self.total_bytes)
+
+    def usable(self, now: datetime) -> bool:
+        """Whether the session may be continued at ``now`` (not expired, nor about to)."""
+        return now + timedelta(seconds=MULTIPART_EXPIRY_MARGIN_SECONDS) < self.expires_at
+
+    def chunk_span(self, chunk_index: int) -> tuple[int, int]:
+        """(first byte, length in bytes) of chunk ``chunk_index`` (1-based) in the object."""
+        if not 1 <= chunk_index <= self.total_chunks:
+            raise ValueError(f"chunk {chunk_index} is outside 1..{self.total_chunks}")
+        start = (chunk_index - 1) * self.chunk_bytes
+        return start, min(self.chunk_bytes, self.total_bytes - start)
+
+    def confirmed(self, chunk_index: int) -> MultipartUploadSession:
+        """The session with chunk ``chunk_index`` confirmed; only the next chunk can be (the prefix stays whole)."""
+        if chunk_index != self.next_chunk:
+            raise ValueError(f"chunk {chunk_index} confirmed out of order; the next is {self.next_chunk}")
+        return self.model_copy(update={"confirmed_chunks": chunk_index})

@@ -5,12 +5,18 @@ absent. A redelivered event finds the item and stops, unless it is still ``regis
 crashed or failed transiently between writing the item and recording the asset): then the asset is created now.
 That window can leave an orphan asset on TwelveLabs (created, but the crash came before its id was stored); it costs
 storage only, is never analysed, and is accepted rather than paying a second round trip on every upload.
+
+A multipart upload (over 4 GB) may need more than one invocation: its session is stored with the item
+(``services.multipart``), and when the run's time is up the event is sent to the ingest queue again
+(``continuations``), so the next invocation continues from the first unconfirmed chunk. Without a queue the message
+fails (``UploadIncompleteError``) and SQS's redelivery continues it instead.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -30,14 +36,23 @@ from videobatch.domain.uploads import (
     event_key_candidates,
     inspect_upload,
 )
-from videobatch.errors import BadRequestError, ConfigurationError, InvalidInputError, RejectedUploadError
+from videobatch.errors import (
+    BadRequestError,
+    ConfigurationError,
+    InvalidInputError,
+    RejectedUploadError,
+    UploadIncompleteError,
+)
 from videobatch.services.lifecycle import ItemWriter
+from videobatch.services.multipart import MultipartUploader
 from videobatch.services.ports import (
     ItemStore,
+    MetricsSink,
     ObjectInfo,
     ObjectRef,
     ObjectStore,
     TwelveLabsAssets,
+    UploadQueue,
 )
 
 logger = logging.getLogger(__name__)
@@ -98,6 +113,7 @@ class IngestOutcome(StrEnum):
     DUPLICATE = "duplicate"  # the item exists and is past registration
     REJECTED = "rejected"  # a failed item records why the upload cannot be analysed
     ASSET_CREATED = "asset_created"  # the item waits for its asset in asset_processing
+    UPLOAD_CONTINUED = "upload_continued"  # a multipart upload handed to the next invocation (still registered)
 
 
 class IngestResult(BaseModel):
@@ -107,6 +123,11 @@ class IngestResult(BaseModel):
     item_id: str
     state: ItemState | None = None
     reason: str | None = None
+
+
+class _NoMetrics:
+    def add_metric(self, name: str, unit: str, value: float) -> None:
+        pass
 
 
 class IngestService:
@@ -120,7 +141,12 @@ class IngestService:
         objects: ObjectStore,
         assets: TwelveLabsAssets,
         profiles: ProfileSet,
+        metrics: MetricsSink | None = None,
+        remaining_seconds: Callable[[], float] = lambda: math.inf,
+        continuations: UploadQueue | None = None,
     ) -> None:
+        """``remaining_seconds``: what is left of the invocation (a multipart upload stops in time);
+        ``continuations``: the ingest queue, where an unfinished multipart upload's event is sent again."""
         self._settings = settings
         self._clock = clock
         self._items = items
@@ -128,6 +154,17 @@ class IngestService:
         self._objects = objects
         self._assets = assets
         self._profiles = profiles
+        self._metrics: MetricsSink = metrics or _NoMetrics()
+        self._continuations = continuations
+        self._multipart = MultipartUploader(
+            settings=settings,
+            clock=clock,
+            writer=writer,
+            objects=objects,
+            assets=assets,
+            metrics=self._metrics,
+            remaining_seconds=remaining_seconds,
+        )
 
     def handle(self, event: ObjectCreatedEvent) -> IngestResult:
         detail = event.detail
@@ -143,7 +180,7 @@ class IngestService:
         for key in candidates:
             existing = self._items.get(item_id_for(bucket, key, version_id, pinned))
             if existing is not None:
-                return self._resume(existing)
+                return self._resume(existing, event)
         ref = ObjectRef(bucket=bucket, key=candidates[0], version_id=version_id)
         try:
             ref, info = self._locate(bucket, candidates, version_id)
@@ -155,13 +192,13 @@ class IngestService:
             profile = self._profile(ref.key, pinned)
         except RejectedUploadError as rejected:
             rejected_id = item_id_for(bucket, ref.key, version_id, pinned)
-            return self._reject(rejected_id, ref, rejected, detail.object, pinned=pinned)
+            return self._reject(rejected_id, ref, rejected, event, pinned=pinned)
         item_id = item_id_for(bucket, ref.key, version_id, pinned)
         new = self._new_item(item_id, ref, plan, profile, detail.object.etag, pinned=pinned, uploaded_at=event.time)
         item, created = self._writer.create(new)
         if not created:
-            return self._resume(item)
-        return self._create_asset(item)
+            return self._resume(item, event)
+        return self._create_asset(item, event)
 
     def _locate(self, bucket: str, keys: tuple[str, ...], version_id: str | None) -> tuple[ObjectRef, ObjectInfo]:
         """The first candidate key that exists (the decoded one, else the key as delivered); object_missing if
@@ -190,10 +227,10 @@ class IngestService:
         except ConfigurationError as error:
             raise RejectedUploadError("profile_missing", str(error)) from error
 
-    def _resume(self, item: ItemRecord) -> IngestResult:
+    def _resume(self, item: ItemRecord, event: ObjectCreatedEvent) -> IngestResult:
         if item.state is ItemState.REGISTERED:
             logger.info("resuming registered item", extra={"item_id": item.item_id})
-            return self._create_asset(item)
+            return self._create_asset(item, event)
         return IngestResult(outcome=IngestOutcome.DUPLICATE, item_id=item.item_id, state=item.state)
 
     def _new_item(
@@ -225,13 +262,19 @@ class IngestService:
             uploaded_at=uploaded_at,
         )
 
-    def _create_asset(self, item: ItemRecord) -> IngestResult:
+    def _create_asset(self, item: ItemRecord, event: ObjectCreatedEvent) -> IngestResult:
         ref = ObjectRef(bucket=item.bucket, key=item.key, version_id=item.version_id)
         try:
-            asset_id = self._upload(ref, item)
+            uploaded, asset_id = self._upload(ref, item)
         except BadRequestError as error:  # the API refused this video for good (e.g. an unreadable URL)
             failure = FailureReason(code="asset_rejected", message=f"TwelveLabs refused the upload: {error.message}")
-            return self._fail_registered(item, failure)
+            # A multipart upload may have saved progress meanwhile: fail the item as stored now.
+            return self._fail_registered(self._items.get(item.item_id) or item, failure)
+        if uploaded is None:  # another delivery of the event moved the item while this one uploaded
+            return IngestResult(outcome=IngestOutcome.DUPLICATE, item_id=item.item_id)
+        if asset_id is None:
+            return self._continue_later(uploaded, event)
+        item = uploaded
         processing = self._writer.save(item.asset_created(asset_id, now=self._clock.now()), item)
         if processing is None:
             # A concurrent delivery of the same event won the race; the asset just created is an orphan.
@@ -240,22 +283,44 @@ class IngestService:
         logger.info("asset created", extra={"item_id": item.item_id, "asset_id": asset_id})
         return IngestResult(outcome=IngestOutcome.ASSET_CREATED, item_id=item.item_id, state=processing.state)
 
-    def _upload(self, ref: ObjectRef, item: ItemRecord) -> str:
+    def _upload(self, ref: ObjectRef, item: ItemRecord) -> tuple[ItemRecord | None, str | None]:
+        """(the item as stored now, its asset id); no asset id yet: a multipart upload to continue later; no item:
+        someone else moved it meanwhile."""
         filename = ref.key.rsplit("/", 1)[-1]
         metadata = {"item_id": item.item_id, "bucket": ref.bucket, "key": ref.key}
         if item.upload_method == UploadMethod.MULTIPART:
-            session = self._assets.create_multipart_upload(
-                filename=filename, total_size=item.size_bytes, user_metadata=metadata
-            )
-            proofs = self._assets.upload_chunks(session, self._objects.iter_chunks(ref, session.chunk_size))
-            self._assets.report_completed_chunks(session.upload_id, proofs)
-            return session.asset_id
+            progress = self._multipart.upload(item, ref, filename=filename, metadata=metadata)
+            return progress.item, progress.asset_id
         url = self._objects.presigned_get_url(ref, self._settings.presigned_url_ttl_seconds)
-        return self._assets.create_asset_from_url(url, filename=filename, user_metadata=metadata).id
+        return item, self._assets.create_asset_from_url(url, filename=filename, user_metadata=metadata).id
+
+    def _continue_later(self, item: ItemRecord, event: ObjectCreatedEvent) -> IngestResult:
+        """The invocation's time is up: the same event to the ingest queue, so the next run continues the upload
+        (it finds the item registered with its session, ``_resume``)."""
+        session = item.upload_session
+        progress = "no session" if session is None else f"{session.confirmed_chunks}/{session.total_chunks} chunks"
+        if self._continuations is None:
+            raise UploadIncompleteError(
+                f"multipart upload of {item.key} stopped at {progress} (time budget); no ingest queue is configured, "
+                "so the message is retried and its redelivery continues the upload"
+            )
+        self._continuations.send([event.model_dump(mode="json", by_alias=True, exclude_none=True)])
+        self._metrics.add_metric(name="UploadsContinued", unit="Count", value=1)
+        logger.info("multipart upload continues in the next invocation", extra={"item_id": item.item_id})
+        return IngestResult(
+            outcome=IngestOutcome.UPLOAD_CONTINUED, item_id=item.item_id, state=item.state, reason=progress
+        )
 
     def _reject(
-        self, item_id: str, ref: ObjectRef, rejected: RejectedUploadError, obj: S3Object, *, pinned: str | None
+        self,
+        item_id: str,
+        ref: ObjectRef,
+        rejected: RejectedUploadError,
+        event: ObjectCreatedEvent,
+        *,
+        pinned: str | None,
     ) -> IngestResult:
+        obj = event.detail.object
         failure = FailureReason(code=rejected.reason, message=rejected.message)
         upload = UploadedObject(
             bucket=ref.bucket,
@@ -268,7 +333,7 @@ class IngestService:
         item = ItemRecord.rejected(upload, failure, now=self._clock.now())
         stored, created = self._writer.reject(item)
         if not created:
-            return self._resume(stored)
+            return self._resume(stored, event)
         return IngestResult(outcome=IngestOutcome.REJECTED, item_id=item_id, state=stored.state, reason=failure.code)
 
     def _fail_registered(self, item: ItemRecord, failure: FailureReason) -> IngestResult:

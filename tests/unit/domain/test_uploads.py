@@ -1,10 +1,16 @@
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
 from videobatch.domain.uploads import (
     HEAD_BYTES_NEEDED,
+    MULTIPART_EXPIRY_MARGIN_SECONDS,
+    MULTIPART_SESSION_SECONDS,
     Container,
     IgnoreReason,
+    MultipartUploadSession,
     UploadDecision,
     UploadMethod,
     UploadPlan,
@@ -174,3 +180,57 @@ def test_upload_plan_rejects_inconsistent_fields(fields: dict[str, object]) -> N
 )
 def test_event_keys_are_decoded_as_s3_encodes_them(in_event: str, candidates: tuple[str, ...]) -> None:
     assert event_key_candidates(in_event) == candidates
+
+
+# --- multipart upload sessions ---------------------------------------------------------------------------------
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _session(**changes: Any) -> MultipartUploadSession:
+    values: dict[str, Any] = {
+        "upload_id": "up",
+        "asset_id": "as",
+        "chunk_bytes": 100,
+        "total_chunks": 3,
+        "total_bytes": 250,
+        "now": T0,
+        "expires_at": None,
+        **changes,
+    }
+    return MultipartUploadSession.started(**values)
+
+
+def test_a_session_confirms_its_chunks_in_order_and_knows_their_spans() -> None:
+    session = _session()
+    assert (session.next_chunk, session.complete, session.confirmed_bytes) == (1, False, 0)
+    assert [session.chunk_span(i) for i in (1, 2, 3)] == [(0, 100), (100, 100), (200, 50)]
+    with pytest.raises(ValueError, match="out of order; the next is 1"):
+        session.confirmed(2)
+    done = session.confirmed(1).confirmed(2).confirmed(3)
+    assert (done.next_chunk, done.complete, done.confirmed_bytes) == (4, True, 250)
+    with pytest.raises(ValueError, match=r"outside 1\.\.3"):
+        done.chunk_span(4)
+
+
+def test_a_session_without_an_expiry_gets_the_documented_day_and_stops_being_usable_before_it() -> None:
+    session = _session()
+    assert session.expires_at == T0 + timedelta(seconds=MULTIPART_SESSION_SECONDS)
+    margin = timedelta(seconds=MULTIPART_EXPIRY_MARGIN_SECONDS)
+    assert session.usable(session.expires_at - margin - timedelta(seconds=1))
+    assert not session.usable(session.expires_at - margin)
+    assert not session.usable(session.expires_at + timedelta(days=1))
+
+
+@pytest.mark.parametrize(
+    ("total_chunks", "total_bytes"),
+    [(2, 250), (4, 250), (3, 300 + 1)],
+)
+def test_a_session_whose_chunks_cannot_hold_the_object_is_refused(total_chunks: int, total_bytes: int) -> None:
+    with pytest.raises(ValidationError, match="must hold total_bytes"):
+        _session(total_chunks=total_chunks, total_bytes=total_bytes)
+
+
+def test_confirmed_chunks_cannot_exceed_the_total() -> None:
+    with pytest.raises(ValidationError, match="cannot exceed"):
+        MultipartUploadSession.model_validate({**_session().model_dump(), "confirmed_chunks": 4})

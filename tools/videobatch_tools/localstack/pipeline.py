@@ -142,6 +142,7 @@ class LocalPipeline:
         handler_hook: HandlerHook | None = None,
         webhooks: bool = False,
         external_api: ExternalApi | None = None,
+        multipart_chunk_bytes: int | None = None,
     ) -> None:
         """``parameter_overrides`` are template parameters (``{"ReservedBatchSlots": "2"}``).
 
@@ -158,6 +159,8 @@ class LocalPipeline:
         ``external_api``: TwelveLabs is that endpoint (``localstack.external_api``: the real API or an emulator
         started elsewhere) with its key, instead of an emulator started here; the clock starts at the endpoint's
         virtual now and moves it along, or follows real time (a wait sleeps). No ``emulator`` then.
+        ``multipart_chunk_bytes``: the chunk size the emulator hands out for multipart uploads (small ones make
+        many-chunk uploads of small test files).
         """
         self.external_api = external_api
         if external_api is not None and webhooks:
@@ -178,6 +181,7 @@ class LocalPipeline:
         self.webhook_secret = secrets.token_hex(16) if webhooks else None
         self.webhook_relay: WebhookRelay | None = WebhookRelay(self.clock) if webhooks else None
         self._seed = seed
+        self._multipart_chunk_bytes = multipart_chunk_bytes
         self._clients: dict[str, Any] = {}
         self._exit = ExitStack()
         self._lambda_output: TextIO = lambda_output or self._exit.enter_context(open(os.devnull, "w"))  # noqa: SIM115
@@ -214,6 +218,8 @@ class LocalPipeline:
                 seed=self._seed,
                 webhook_secret=self.webhook_secret,
             )
+            if self._multipart_chunk_bytes is not None:
+                config = config.model_copy(update={"multipart_chunk_bytes": self._multipart_chunk_bytes})
             sender = self.webhook_relay.send if self.webhook_relay is not None else None
             self.emulator = self._exit.enter_context(EmulatorServer(config, clock=self.clock, webhook_sender=sender))
             self.api_url = self.emulator.api_url
@@ -239,6 +245,8 @@ class LocalPipeline:
         for function_id, variable in FUNCTION_ONLY_VARIABLES:
             if function_id in self.stack.functions and variable in self.stack.env(function_id):
                 environment[variable] = self.stack.env(function_id)[variable]
+        # One runtime serves every function; the ingest queue's URL is ingest's alone (its multipart continuations).
+        environment["INGEST_QUEUE_URL"] = self.stack.env("IngestFunction").get("INGEST_QUEUE_URL", "")
         self.settings = Settings.from_env(environment)
         # Before the first import of videobatch.runtime and the handlers, as Lambda sets it before the import.
         self._exit.enter_context(powertools_configured(powertools_environment(self.stack)))
