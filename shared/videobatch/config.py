@@ -49,6 +49,9 @@ class Settings(BaseModel):
     max_wait_seconds: float = Field(default=900.0, ge=0)
     max_attempts: int = Field(default=3, ge=1)
     expiry_grace_seconds: float = Field(default=300.0, ge=0)
+    # Objects up to this size go to TwelveLabs by presigned URL, larger ones by multipart upload; 0: every object
+    # by multipart (an endpoint that cannot reach the bucket: the local stack's S3 against the real API).
+    url_upload_max_bytes: int = Field(default=limits.MAX_URL_UPLOAD_BYTES, ge=0, le=limits.MAX_URL_UPLOAD_BYTES)
     presigned_url_ttl_seconds: int = Field(default=6 * 3600, ge=60, le=7 * 24 * 3600)
     flush_lease_seconds: float = Field(default=240.0, gt=0)
     # Item writes of one claim or submission in flight at once (1: one after the other).

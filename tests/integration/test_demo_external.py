@@ -57,6 +57,8 @@ def test_the_demo_drives_an_external_endpoints_virtual_clock(
     # The work really went to that endpoint, with the key from the file, and its clock moved with the pipeline's.
     (batch,) = virtual_endpoint.state.batches.values()
     assert batch.status == "completed"
+    # Pushed by multipart: an external endpoint cannot fetch the local S3's presigned URLs.
+    assert [session.status for session in virtual_endpoint.state.uploads.values()] == ["completed"]
     assert virtual_endpoint.state.now() > started
     (kitchen,) = [line for line in out.splitlines() if line.startswith("videos/kitchen.mp4")]
     assert " done " in kitchen

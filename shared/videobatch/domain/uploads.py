@@ -117,8 +117,19 @@ def event_key_candidates(key_in_event: str) -> tuple[str, ...]:
     return (decoded,) if decoded == key_in_event else (decoded, key_in_event)
 
 
-def inspect_upload(*, key: str, size_bytes: int, head_bytes: bytes, results_prefix: str) -> UploadPlan:
-    """Classify an uploaded object from its key, size and first bytes (at least HEAD_BYTES_NEEDED when that big)."""
+def inspect_upload(
+    *,
+    key: str,
+    size_bytes: int,
+    head_bytes: bytes,
+    results_prefix: str,
+    url_upload_max_bytes: int = limits.MAX_URL_UPLOAD_BYTES,
+) -> UploadPlan:
+    """Classify an uploaded object from its key, size and first bytes (at least HEAD_BYTES_NEEDED when that big).
+
+    Objects up to ``url_upload_max_bytes`` go by presigned URL (TwelveLabs fetches them), larger ones are pushed by
+    multipart upload; 0 pushes every object (an endpoint that cannot reach the bucket, as the real API cannot reach
+    the local stack's S3)."""
     if not results_prefix:
         # With an empty prefix every key would be "ours": refuse to guess rather than ignore all uploads.
         raise ConfigurationError("results_prefix must not be empty: results would be indistinguishable from uploads")
@@ -139,7 +150,7 @@ def inspect_upload(*, key: str, size_bytes: int, head_bytes: bytes, results_pref
     if size_bytes <= 0:
         raise RejectedUploadError("empty_object", f"{key} is empty (0 bytes); upload the video again")
     _check_extension(key)
-    method = _upload_method(key, size_bytes)
+    method = _upload_method(key, size_bytes, url_upload_max_bytes)
     container = sniff_container(head_bytes)
     if container is None:
         raise RejectedUploadError(
@@ -163,8 +174,8 @@ def _check_extension(key: str) -> None:
         )
 
 
-def _upload_method(key: str, size_bytes: int) -> UploadMethod:
-    if size_bytes <= limits.MAX_URL_UPLOAD_BYTES:
+def _upload_method(key: str, size_bytes: int, url_upload_max_bytes: int) -> UploadMethod:
+    if size_bytes <= min(url_upload_max_bytes, limits.MAX_URL_UPLOAD_BYTES):
         return UploadMethod.URL
     if size_bytes <= limits.MAX_MULTIPART_UPLOAD_BYTES:
         return UploadMethod.MULTIPART

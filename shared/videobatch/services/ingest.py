@@ -215,7 +215,11 @@ class IngestService:
     def _inspect(self, ref: ObjectRef, info: ObjectInfo) -> UploadPlan:
         head = self._objects.read_range(ref, 0, HEAD_BYTES_NEEDED) if info.size_bytes else b""
         return inspect_upload(
-            key=ref.key, size_bytes=info.size_bytes, head_bytes=head, results_prefix=self._settings.results_prefix
+            key=ref.key,
+            size_bytes=info.size_bytes,
+            head_bytes=head,
+            results_prefix=self._settings.results_prefix,
+            url_upload_max_bytes=self._settings.url_upload_max_bytes,
         )
 
     def _profile(self, key: str, pinned: str | None) -> Profile:

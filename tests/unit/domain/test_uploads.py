@@ -234,3 +234,23 @@ def test_a_session_whose_chunks_cannot_hold_the_object_is_refused(total_chunks: 
 def test_confirmed_chunks_cannot_exceed_the_total() -> None:
     with pytest.raises(ValidationError, match="cannot exceed"):
         MultipartUploadSession.model_validate({**_session().model_dump(), "confirmed_chunks": 4})
+
+
+@pytest.mark.parametrize(
+    ("url_upload_max_bytes", "size", "method"),
+    [
+        (0, 100, UploadMethod.MULTIPART),  # an endpoint that cannot reach the bucket: every object pushed
+        (1_000, 1_000, UploadMethod.URL),
+        (1_000, 1_001, UploadMethod.MULTIPART),
+        (limits.MAX_URL_UPLOAD_BYTES, limits.MAX_URL_UPLOAD_BYTES, UploadMethod.URL),
+    ],
+)
+def test_the_url_upload_bound_is_a_setting(url_upload_max_bytes: int, size: int, method: UploadMethod) -> None:
+    plan = inspect_upload(
+        key="a.mp4",
+        size_bytes=size,
+        head_bytes=MP4,
+        results_prefix="results/",
+        url_upload_max_bytes=url_upload_max_bytes,
+    )
+    assert plan.method is method

@@ -69,6 +69,8 @@ def run(
             external_api=external,
             stack_name=stack_name,
             parameter_overrides=EXTERNAL_PARAMETERS if external is not None else None,
+            # An external endpoint cannot fetch presigned URLs of the local S3 (127.0.0.1): push the bytes instead.
+            environment_overrides={"URL_UPLOAD_MAX_BYTES": "0"} if external is not None else None,
         ) as pipeline,
     ):
         out.write(
