@@ -198,3 +198,19 @@ def test_the_final_line_and_the_exit_status_follow_the_counts() -> None:
     result.counts["stale_overwrite"] = 1
     assert not result.ok
     assert result.final_line().endswith("stale_overwrites=1")
+
+
+def test_quiet_only_once_every_upload_is_an_item_and_every_item_is_terminal() -> None:
+    c = checker()
+    assert c.quiet()  # nothing uploaded yet
+    c.record_upload(ITEM, T0)
+    assert not c.quiet()  # uploaded, no item yet
+    c.record_write(create())
+    assert not c.quiet()  # an item still on its way
+    c.record_write(save(1, S.REGISTERED, S.ASSET_PROCESSING))
+    assert not c.quiet()
+    c.record_write(ItemWrite(ITEM, "save", 2, S.ASSET_PROCESSING, 3, S.FAILED, T0, "not_a_video", "refused"))
+    assert c.quiet()
+    assert not c.violations
+    c.record_upload(OTHER, T0 + timedelta(hours=1))
+    assert not c.quiet()
