@@ -59,6 +59,7 @@ def register(subparsers: Any) -> None:
         default=12,
         help="MaxItemsPerBatch (default 12, so a few dozen videos a day exercise the packing limits and slots)",
     )
+    parser.add_argument("--progress-hours", type=float, default=24.0, help="virtual hours between progress lines")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for several runs (default 1)")
     parser.add_argument("--matrix-out", type=Path, help="write the variant x profile table here")
     parser.add_argument("--list-profiles", action="store_true", help="the fault profiles and their backend limits")
@@ -94,6 +95,7 @@ def _run(args: argparse.Namespace) -> int:
         settle_days=args.settle_days,
         schedule_minutes=args.schedule_minutes,
         max_items_per_batch=args.max_items_per_batch,
+        progress_hours=args.progress_hours,
         backend=args.backend,
         api_variants=variants[0],
     )

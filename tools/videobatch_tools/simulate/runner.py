@@ -21,7 +21,6 @@ import copy
 import heapq
 import json
 import random
-import tempfile
 import time
 import uuid
 import warnings
@@ -29,7 +28,6 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Final, TextIO
 
 import httpx
@@ -51,7 +49,7 @@ from videobatch_tools.simulate.injector import (
 )
 from videobatch_tools.simulate.invariants import InvariantChecker, Limits, ObservedBatch, ObservedRequest
 from videobatch_tools.simulate.profiles import PROFILES, FaultProfile, emulator_fault_rules
-from videobatch_tools.simulate.workload import PlannedUpload, make_sample_pool, plan_uploads
+from videobatch_tools.simulate.workload import PlannedUpload, plan_uploads, sample_pool
 
 INTERLEAVED_FUNCTIONS = ("FlusherFunction", "BatchCheckerFunction")
 ATTEMPT_TIMEOUT_SECONDS = 1.0
@@ -88,6 +86,7 @@ class SimulationConfig:
     reserved_batch_slots: int = 1
     backend: str = "memory"  # memory | moto
     api_variants: tuple[str, ...] = ()  # the emulator's variants (twelvelabs_emulator.variants), together
+    progress_hours: float = 24.0  # virtual hours between progress lines (when a progress stream is given)
 
 
 @dataclass
@@ -186,16 +185,13 @@ class Simulation:
             "MaxContentSecondsPerBatch": str(6 * 3600),
         }
         pipeline_class = MemoryPipeline if config.backend == "memory" else LocalPipeline
-        with (
-            tempfile.TemporaryDirectory(prefix="videobatch-sim-") as workdir,
-            pipeline_class(
-                emulator_settings=EmulatorSettings(item_concurrency=8, variants=self._variants, **FAST),
-                parameter_overrides=overrides,
-                seed=config.seed,
-                stack_name=f"videobatch-sim-{uuid.uuid4().hex[:8]}",
-                handler_hook=self._hook,
-            ) as pipeline,
-        ):
+        with pipeline_class(
+            emulator_settings=EmulatorSettings(item_concurrency=8, variants=self._variants, **FAST),
+            parameter_overrides=overrides,
+            seed=config.seed,
+            stack_name=f"videobatch-sim-{uuid.uuid4().hex[:8]}",
+            handler_hook=self._hook,
+        ) as pipeline:
             self._pipeline = pipeline
             settings = pipeline.settings
             checker = InvariantChecker(
@@ -206,7 +202,7 @@ class Simulation:
                 )
             )
             self._install(pipeline, checker)
-            pool = make_sample_pool(Path(workdir))
+            pool = sample_pool()
             start = pipeline.clock.now()
             plan = plan_uploads(
                 self._rng, start=start, days=config.days, per_day=config.videos_per_day, profile=self.profile
@@ -275,8 +271,10 @@ class Simulation:
     ) -> int:
         clock = pipeline.clock
         hard_end = start + timedelta(days=self.config.days + self.config.settle_days)
+        loop_started = time.perf_counter()
         steps = 0
-        next_report = start + timedelta(days=1)
+        every = timedelta(hours=self.config.progress_hours)
+        next_report = start + every
         while True:
             now = clock.now()
             self._run_due(pipeline, checker, pool, now)
@@ -289,9 +287,13 @@ class Simulation:
             if steps % STORED_CHECK_EVERY_STEPS == 0:
                 checker.verify_stored(self._stored(pipeline))
             if progress is not None and now >= next_report:
-                progress.write(f"  day {(now - start).days}: {steps} steps, {dict(checker.counts())}\n")
+                elapsed = time.perf_counter() - loop_started
+                progress.write(
+                    f"  day {(now - start).total_seconds() / 86_400:.2f}: {steps} steps, {elapsed:.0f} s wall, "
+                    f"{dict(checker.counts())}\n"
+                )
                 progress.flush()
-                next_report += timedelta(days=1)
+                next_report += every
             if report.did_work:
                 continue
             quiet = checker.quiet()

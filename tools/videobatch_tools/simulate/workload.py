@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import random
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 
 from videobatch_tools import samples
 from videobatch_tools.simulate.profiles import FaultProfile
@@ -21,6 +25,14 @@ class PlannedUpload:
     key: str
     sample: str  # name of a body in the sample pool
     kind: str  # video | long | too_long | non_video | corrupt | reupload
+
+
+@functools.cache
+def sample_pool() -> Mapping[str, bytes]:
+    """The pool, made once per process: the media are the same for every run (fixed seeds), and generating them
+    costs a run of a few dozen videos more than its stepping does (a worker running many cases pays it once)."""
+    with tempfile.TemporaryDirectory(prefix="videobatch-sim-") as directory:
+        return MappingProxyType(make_sample_pool(Path(directory)))
 
 
 def make_sample_pool(directory: Path) -> dict[str, bytes]:
