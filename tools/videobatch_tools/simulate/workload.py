@@ -54,19 +54,22 @@ def plan_uploads(
     rng: random.Random, *, start: datetime, days: int, per_day: int, profile: FaultProfile
 ) -> list[PlannedUpload]:
     planned: list[PlannedUpload] = []
+    videos: list[PlannedUpload] = []  # the earlier uploads a re-upload may pick, in plan order
     for day in range(days):
         moments = sorted(rng.uniform(0, 86_400) for _ in range(per_day))
         for number, offset in enumerate(moments):
             at = start + timedelta(days=day, seconds=offset)
-            planned.append(_one(rng, at, f"d{day}-{number:04d}", planned, profile))
+            upload = _one(rng, at, f"d{day}-{number:04d}", videos, profile)
+            planned.append(upload)
+            if upload.kind in ("video", "long"):
+                videos.append(upload)
     return planned
 
 
 def _one(
-    rng: random.Random, at: datetime, name: str, earlier: list[PlannedUpload], profile: FaultProfile
+    rng: random.Random, at: datetime, name: str, videos: list[PlannedUpload], profile: FaultProfile
 ) -> PlannedUpload:
     draw = rng.random()
-    videos = [p for p in earlier if p.kind in ("video", "long")]
     if draw < profile.reupload_rate and videos:
         previous = rng.choice(videos)
         return PlannedUpload(at, previous.key, f"short-{rng.randrange(len(SHORT_DURATIONS))}", "reupload")
