@@ -148,13 +148,16 @@ def _many(
     from videobatch_tools.simulate.matrix import cases, format_table, run_all, tabulate
 
     out = sys.stdout
-    results = run_all(
-        cases(base, variants=variants, profiles=profiles, seeds=seeds), jobs=args.jobs, quiet=not args.verbose
-    )
-    for result in results:
+    results = []
+    configs = cases(base, variants=variants, profiles=profiles, seeds=seeds)
+    for result in run_all(configs, jobs=args.jobs, quiet=not args.verbose):
+        results.append(result)
         out.write(result.final_line() + "\n")
         if not args.quiet:
             out.writelines(f"  violation {line}\n" for line in result.violations[:10])
+        out.flush()
+        if args.matrix_out is not None:  # the table so far, so a run stopped early leaves what it found
+            args.matrix_out.write_text(format_table(tabulate(results)))
     cells = tabulate(results)
     table = format_table(cells)
     out.write(table)

@@ -12,7 +12,7 @@ import logging
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Final
@@ -58,22 +58,27 @@ def label(variants: Sequence[str]) -> str:
 def cases(
     base: SimulationConfig, *, variants: Iterable[tuple[str, ...]], profiles: Iterable[str], seeds: Iterable[int]
 ) -> list[SimulationConfig]:
+    # Seed by seed, so a matrix stopped early has covered every cell once before it repeats any.
+    variants = list(variants)
+    profiles = list(profiles)
     return [
         replace(base, api_variants=chosen, faults=profile, seed=seed)
-        for chosen in variants
-        for profile in profiles
         for seed in seeds
+        for profile in profiles
+        for chosen in variants
     ]
 
 
-def run_all(configs: Sequence[SimulationConfig], *, jobs: int, quiet: bool = True) -> list[SimulationResult]:
-    """Every case, in worker processes when ``jobs`` > 1 (one simulation is bound by one core)."""
+def run_all(configs: Sequence[SimulationConfig], *, jobs: int, quiet: bool = True) -> Iterator[SimulationResult]:
+    """Every case, in worker processes when ``jobs`` > 1 (one simulation is bound by one core), yielded in the
+    order given as each is done (a long matrix shows its progress)."""
     if jobs <= 1:
-        return [run_case(config) for config in configs]
+        yield from (run_case(config) for config in configs)
+        return
     context = multiprocessing.get_context("spawn")
     initializer = _silence if quiet else None
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=initializer) as pool:
-        return list(pool.map(run_case, configs))
+        yield from pool.map(run_case, configs)
 
 
 def _silence() -> None:
