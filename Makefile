@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python benchmarks/calls_per_video.py
 	$(BIN)/python benchmarks/flush_scale.py
 	$(BIN)/python benchmarks/multipart_upload.py
+	$(BIN)/python benchmarks/simulation_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

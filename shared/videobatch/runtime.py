@@ -419,6 +419,61 @@ def build_runtime(
     )
 
 
+def build_memory_runtime(
+    settings: Settings,
+    *,
+    clock: Clock,
+    twelvelabs: TwelveLabsApi,
+    objects: ObjectStore | None = None,
+    events: EventPublisher | None = None,
+    invoker: FunctionInvoker | None = None,
+    profiles: ProfileSet | None = None,
+    metrics_sink: MetricsSink | None = None,
+    budget: InvocationBudget | None = None,
+    statuses: TwelveLabsStatuses | None = None,
+) -> Runtime:
+    """Every port on its in-memory twin (``adapters.memory``, held to the AWS adapters by ``tests/contract``).
+
+    For the fast simulation and service tests: the same services and handlers, no AWS. ``twelvelabs`` is the
+    caller's (a client over the emulator in process, or a fake); the metrics go to Powertools' ``metrics`` as in
+    Lambda unless ``metrics_sink`` says otherwise.
+    """
+    from videobatch.adapters.memory import (
+        MemoryBatchStore,
+        MemoryClaimStore,
+        MemoryControlStore,
+        MemoryEventBus,
+        MemoryInvoker,
+        MemoryItemStore,
+        MemoryLeaseStore,
+        MemoryObjectStore,
+        MemoryOutcomeLedger,
+        MemoryReplayGuard,
+        MemoryScheduler,
+    )
+
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        twelvelabs=twelvelabs,
+        items=MemoryItemStore(),
+        batches=MemoryBatchStore(),
+        claims=MemoryClaimStore(),
+        leases=MemoryLeaseStore(),
+        objects=objects if objects is not None else MemoryObjectStore(),
+        events=events if events is not None else MemoryEventBus(),
+        scheduler=MemoryScheduler(),
+        profiles=profiles or load_default_profiles(),
+        metrics=metrics_sink or metrics,
+        invoker=invoker if invoker is not None else MemoryInvoker(),
+        replays=MemoryReplayGuard(),
+        budget=budget or InvocationBudget(),
+        twelvelabs_statuses=statuses or TwelveLabsStatuses(),
+        ledger=MemoryOutcomeLedger(),
+        control=MemoryControlStore(),
+    )
+
+
 class _Slot:
     """The container's one runtime (a holder object rather than a module global reassigned in place)."""
 

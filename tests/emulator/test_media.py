@@ -1,5 +1,6 @@
 import logging
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -142,3 +143,31 @@ def test_ffmpeg_logs_stay_quiet_even_when_enabled(
         av.logging.set_level(previous)
     assert caplog.records == []
     assert capfd.readouterr().err == ""
+
+
+def test_the_same_bytes_are_probed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from twelvelabs_emulator import state as state_module
+    from twelvelabs_emulator.server import EmulatorServer
+
+    calls: list[Path] = []
+    real = state_module.probe_media
+
+    def counting(path: Path) -> Any:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(state_module, "probe_media", counting)
+    video = write_sample_video(tmp_path / "a.mp4", duration_seconds=3.0)
+    copy = tmp_path / "b.mp4"
+    copy.write_bytes(video.read_bytes())
+    other = write_sample_video(tmp_path / "c.mp4", duration_seconds=4.0)
+    server = EmulatorServer()
+    try:
+        first, again, different = (server.state._probe(path) for path in (video, copy, other))
+    finally:
+        server.stop()
+    assert first == again
+    assert first[0] is not None
+    assert different[0] is not None
+    assert different[0].duration_seconds != first[0].duration_seconds
+    assert calls == [video, other]

@@ -266,3 +266,19 @@ def test_a_hostile_upload_failed_by_the_runs_own_injected_fault_is_not_harm() ->
     c.record_write(failed_write(1, S.REGISTERED, "result_key_too_long", OTHER))
     c.check_expected()
     assert [v.subject for v in c.violations] == [OTHER]
+
+
+def test_quiet_only_once_every_upload_is_an_item_and_every_item_is_terminal() -> None:
+    c = checker()
+    assert c.quiet()  # nothing uploaded yet
+    c.record_upload(ITEM, T0)
+    assert not c.quiet()  # uploaded, no item yet
+    c.record_write(create())
+    assert not c.quiet()  # an item still on its way
+    c.record_write(save(1, S.REGISTERED, S.ASSET_PROCESSING))
+    assert not c.quiet()
+    c.record_write(ItemWrite(ITEM, "save", 2, S.ASSET_PROCESSING, 3, S.FAILED, T0, "not_a_video", "refused"))
+    assert c.quiet()
+    assert not c.violations
+    c.record_upload(OTHER, T0 + timedelta(hours=1))
+    assert not c.quiet()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,10 +36,18 @@ UPLOAD_TYPES = frozenset({"video", "audio", "image"})
 USER_METADATA_SCALARS = (str, int, float, bool)
 
 
+# How a ``method=url`` asset is fetched: ``fetch(url, target, max_bytes=..., allowed=...)`` writes the body to
+# ``target`` or raises FetchError. The default is a real HTTP GET; an in-process emulator reads its object store.
+UrlFetcher = Callable[..., None]
+
+
 class EmulatorApi:
-    def __init__(self, state: EmulatorState, *, allowed_hosts: HostAllowList) -> None:
+    def __init__(
+        self, state: EmulatorState, *, allowed_hosts: HostAllowList, url_fetcher: UrlFetcher = fetch_to_file
+    ) -> None:
         self.state = state
         self.allowed_hosts = allowed_hosts
+        self._fetch = url_fetcher
         self.router = Router(self._routes())
 
     def _routes(self) -> list[Route]:
@@ -115,7 +124,7 @@ class EmulatorApi:
         path = self._incoming_path()
         try:
             # Fetched outside the state lock: other requests proceed while bytes arrive.
-            fetch_to_file(url, path, max_bytes=limits.MAX_URL_UPLOAD_BYTES, allowed=self.allowed_hosts)
+            self._fetch(url, path, max_bytes=limits.MAX_URL_UPLOAD_BYTES, allowed=self.allowed_hosts)
         except FetchError as error:
             path.unlink(missing_ok=True)
             return self.state.add_asset(

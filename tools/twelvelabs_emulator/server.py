@@ -35,10 +35,10 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from twelvelabs_emulator import limits
-from twelvelabs_emulator.api import EmulatorApi
+from twelvelabs_emulator.api import EmulatorApi, UrlFetcher
 from twelvelabs_emulator.api_errors import ApiError, RawApiError, error_shape, invalid
 from twelvelabs_emulator.clock import Clock, ManualClock, SystemClock
-from twelvelabs_emulator.fetch import DEFAULT_ALLOWED_HOSTS, HostAllowList
+from twelvelabs_emulator.fetch import DEFAULT_ALLOWED_HOSTS, HostAllowList, fetch_to_file
 from twelvelabs_emulator.http import Request, Response, Route
 from twelvelabs_emulator.models import EmulatorSettings
 from twelvelabs_emulator.ratelimits import RATE_LIMITED_ENDPOINTS
@@ -111,6 +111,8 @@ class EmulatorServer:
     ``clock``: any object with ``now()`` (and ``advance(seconds)`` for ``POST /_emulator/clock``), such as the
     pipeline's ``ManualClock``. ``webhook_sender``: a callable receiving each signed notification instead of an
     HTTP POST (the local stack hands them to a handler in process); it needs ``config.webhook_secret``.
+    ``sleep`` serves latency faults (default: a real sleep; an in-process transport turns it into a timeout) and
+    ``url_fetcher`` fetches URL assets (default: HTTP GET): both for ``handle`` without sockets (``inprocess``).
     """
 
     def __init__(
@@ -119,8 +121,11 @@ class EmulatorServer:
         *,
         clock: Clock | None = None,
         webhook_sender: WebhookSender | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        url_fetcher: UrlFetcher = fetch_to_file,
     ) -> None:
         self.config = config or EmulatorConfig()
+        self._sleep = sleep
         # Checked before anything is allocated: a refused configuration leaves nothing behind.
         webhooks = _outbox(self.config, webhook_sender)
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
@@ -137,7 +142,9 @@ class EmulatorServer:
             multipart_chunk_bytes=self.config.multipart_chunk_bytes,
             webhooks=webhooks,
         )
-        self.api = EmulatorApi(self.state, allowed_hosts=HostAllowList(self.config.url_fetch_allowed_hosts))
+        self.api = EmulatorApi(
+            self.state, allowed_hosts=HostAllowList(self.config.url_fetch_allowed_hosts), url_fetcher=url_fetcher
+        )
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -217,7 +224,7 @@ class EmulatorServer:
         )
         fault = self.state.faults.for_request(route.endpoint) if self.state.faults else None
         if fault is not None and fault.kind == "latency":
-            time.sleep(fault.latency_seconds)
+            self._sleep(fault.latency_seconds)
         if fault is not None and fault.error is not None:
             return Response.error(fault.error, error_shape(incoming.path, fault.error.status))
         limit_headers = self.state.admit_request() if route.endpoint in RATE_LIMITED_ENDPOINTS else {}

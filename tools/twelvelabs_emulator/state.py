@@ -46,6 +46,11 @@ DEFAULT_ITEM_FAILURE_MESSAGE: Final = "The analysis failed (injected fault)."
 ASSET_UNAVAILABLE: Final = "asset_unavailable"
 
 
+# Bodies up to this size are hashed to reuse an earlier probe of the same bytes; this many probes are kept.
+_PROBE_CACHE_MAX_BYTES: Final = 64_000_000
+_PROBE_CACHE_ENTRIES: Final = 1024
+
+
 class EmulatorState:
     def __init__(
         self,
@@ -76,6 +81,7 @@ class EmulatorState:
         self.limiter = RateLimiter()
         self._ids = random.Random(seed)
         self._signer = UrlSigner()
+        self._probes: dict[str, tuple[MediaInfo | None, str | None]] = {}
 
     # ----- clock, settings, rate limits
 
@@ -662,12 +668,24 @@ class EmulatorState:
     # ----- internals: media and uploads
 
     def _probe(self, path: Path) -> tuple[MediaInfo | None, str | None]:
+        # Probing is a function of the bytes: a body seen before (a simulation uploads the same few samples
+        # tens of thousands of times) is not opened with PyAV again. Only small files are hashed for it.
+        key = None
+        if path.stat().st_size <= _PROBE_CACHE_MAX_BYTES:
+            key = hashlib.sha256(path.read_bytes()).hexdigest()
+            cached = self._probes.get(key)
+            if cached is not None:
+                return cached
         try:
             media = probe_media(path)
         except MediaProbeError as error:
-            return None, str(error)
-        problem = requirement_problem(media)
-        return (None, problem) if problem is not None else (media, None)
+            outcome: tuple[MediaInfo | None, str | None] = (None, str(error))
+        else:
+            problem = requirement_problem(media)
+            outcome = (None, problem) if problem is not None else (media, None)
+        if key is not None and len(self._probes) < _PROBE_CACHE_ENTRIES:
+            self._probes[key] = outcome
+        return outcome
 
     def _store(self, source: Path, asset_id: str) -> Path:
         target = self.storage_dir / "assets" / asset_id

@@ -52,6 +52,20 @@ class MemoryItemStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: dict[str, ItemRecord] = {}
+        # The sparse index: queue -> item id -> sort key, kept on every write, so a queue read costs its own
+        # members, not every item ever stored (a week of terminal items in a long simulation).
+        self._queues: dict[str, dict[str, str]] = {}
+
+    def _store(self, item: ItemRecord) -> None:
+        """Keep ``item`` and its index entry (callers hold the lock)."""
+        previous = self._items.get(item.item_id)
+        old_key = previous.queue_key() if previous is not None else None
+        new_key = item.queue_key()
+        if old_key is not None and (new_key is None or new_key[0] != old_key[0]):
+            self._queues[old_key[0]].pop(item.item_id, None)
+        if new_key is not None:
+            self._queues.setdefault(new_key[0], {})[item.item_id] = new_key[1]
+        self._items[item.item_id] = item
 
     def create(self, item: ItemRecord) -> tuple[ItemRecord, bool]:
         with self._lock:
@@ -59,7 +73,7 @@ class MemoryItemStore:
             if existing is not None:
                 return existing, False
             stored = item.model_copy(update={"version": 1})
-            self._items[item.item_id] = stored
+            self._store(stored)
             return stored, True
 
     def get(self, item_id: str) -> ItemRecord | None:
@@ -85,7 +99,7 @@ class MemoryItemStore:
                     f"item {expected.item_id} changed since version {expected.version} ({expected.state.value})"
                 )
             stored = new.model_copy(update={"version": expected.version + 1})
-            self._items[expected.item_id] = stored
+            self._store(stored)
             return stored
 
     def reopen(self, new: ItemRecord, expected: ItemRecord) -> ItemRecord:
@@ -97,13 +111,14 @@ class MemoryItemStore:
                     f"item {expected.item_id} changed since version {expected.version} ({expected.state.value})"
                 )
             stored = new.model_copy(update={"version": expected.version + 1})
-            self._items[expected.item_id] = stored
+            self._store(stored)
             return stored
 
     def iter_queue(self, queue: str, *, until: datetime | None = None, page_size: int = 100) -> Iterator[ItemRecord]:
         bound = None if until is None else f"{sort_stamp(until)}#~"
         with self._lock:
-            keyed = [(key[1], item) for item in self._items.values() if (key := item.queue_key()) and key[0] == queue]
+            members = self._queues.get(queue, {})
+            keyed = [(sort_key, self._items[item_id]) for item_id, sort_key in members.items()]
         for sort_key, item in sorted(keyed, key=lambda pair: pair[0]):
             if bound is None or sort_key <= bound:
                 yield item

@@ -157,6 +157,43 @@ def create_stack(
     )
 
 
+def plan_stack(
+    template: Mapping[str, Any],
+    *,
+    stack_name: str,
+    parameter_overrides: Mapping[str, str] | None = None,
+    region: str = DEFAULT_REGION,
+    endpoint_url: str = "memory://local",
+) -> LocalStack:
+    """The stack ``create_stack`` would describe, with nothing created anywhere (the in-memory backend).
+
+    Names, ARNs, queue URLs, function environments and outputs are resolved exactly as for moto; the secret keeps
+    its planned ARN (no Secrets Manager adds a suffix) and nothing reads it (the key is passed in directly).
+    """
+    parameters = parameter_values(template, parameter_overrides or {})
+    pseudo = Pseudo(region=region, account_id=LOCAL_ACCOUNT_ID, stack_name=stack_name)
+    resources: dict[str, PhysicalResource] = {}
+    resolver = Resolver(template, parameters=parameters, pseudo=pseudo, resources=resources)
+    _plan_names(template, resolver, pseudo, endpoint_url, resources)
+    functions = {fid: _local_function(template, fid, resolver, resources) for fid in function_ids(template)}
+    outputs = {
+        name: str(resolver.resolve(spec["Value"]))
+        for name, spec in template.get("Outputs", {}).items()
+        if "Condition" not in spec or resolver.condition(spec["Condition"])
+    }
+    return LocalStack(
+        template=template,
+        stack_name=stack_name,
+        region=region,
+        account_id=LOCAL_ACCOUNT_ID,
+        endpoint_url=endpoint_url,
+        parameters=parameters,
+        resources=resources,
+        functions=functions,
+        outputs=outputs,
+    )
+
+
 def offline_resolver(
     template: Mapping[str, Any],
     *,

@@ -241,16 +241,25 @@ class LocalWiring:
         raise_handler_errors: bool = False,
         set_environment: bool = True,
         sources: tuple[WiringSource, ...] = (),
+        sqs: Any = None,
+        scheduler: Any = None,
     ) -> None:
+        """``sqs`` and ``scheduler``: clients with the boto3 calls the wiring makes (default: boto3 clients of
+        ``session`` at the stack's endpoint); the in-memory backend passes its twins (``memory_aws``)."""
         unknown = set(handlers) - set(stack.functions)
         if unknown:
             raise WiringError(f"handlers for functions the template does not define: {sorted(unknown)}")
         self._stack = stack
         self._handlers = dict(handlers)
         self._clock = clock
-        session = session or local_session(stack.region)
-        self._sqs = session.client("sqs", endpoint_url=stack.endpoint_url)
-        self._scheduler = session.client("scheduler", endpoint_url=stack.endpoint_url)
+        if sqs is None or scheduler is None:
+            aws = session or local_session(stack.region)
+            if sqs is None:
+                sqs = aws.client("sqs", endpoint_url=stack.endpoint_url)
+            if scheduler is None:
+                scheduler = aws.client("scheduler", endpoint_url=stack.endpoint_url)
+        self._sqs = sqs
+        self._scheduler = scheduler
         self._tap = s3_notifications
         self._is_idle = is_idle
         self._sources: list[WiringSource] = list(sources)

@@ -122,6 +122,10 @@ class InvariantChecker:
     _by_window: dict[tuple[str, int], dict[str, _Interval]] = field(default_factory=lambda: defaultdict(dict))
     _item_batches: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     _violations: dict[tuple[str, str], Violation] = field(default_factory=dict)
+    # What the liveness bounds look at, kept per write so a check costs the open work, not the whole history:
+    # uploads not yet an item, and items not terminal.
+    _unitemised: dict[str, datetime] = field(default_factory=dict)
+    _open: set[str] = field(default_factory=set)
     writes: int = 0
     _expected: dict[str, tuple[ItemState, str | None, frozenset[str]]] = field(default_factory=dict)
     _forbidden: set[str] = field(default_factory=set)
@@ -132,6 +136,8 @@ class InvariantChecker:
     def record_upload(self, item_id: str, at: datetime) -> None:
         with self._lock:
             self._uploads.setdefault(item_id, at)
+            if item_id not in self._items:
+                self._unitemised.setdefault(item_id, self._uploads[item_id])
 
     def expect(
         self, item_id: str, state: ItemState, code: str | None = None, *, tolerated: frozenset[str] = frozenset()
@@ -176,12 +182,18 @@ class InvariantChecker:
     def check_progress(self, now: datetime) -> None:
         """The liveness bounds (call after every step, and at the end)."""
         with self._lock:
-            for item_id, uploaded_at in self._uploads.items():
-                if item_id not in self._items and now - uploaded_at > self.unitemised_after:
+            for item_id, uploaded_at in self._unitemised.items():
+                if now - uploaded_at > self.unitemised_after:
                     self._flag("lost", item_id, f"no item {now - uploaded_at} after the upload")
-            for item_id, shadow in self._items.items():
-                if shadow.state not in TERMINAL_STATES and now - shadow.changed_at > self.stuck_after:
+            for item_id in self._open:
+                shadow = self._items[item_id]
+                if now - shadow.changed_at > self.stuck_after:
                     self._flag("lost", item_id, f"{shadow.state.value} unchanged since {shadow.changed_at.isoformat()}")
+
+    def quiet(self) -> bool:
+        """Every upload is an item and every item is terminal: nothing moves until the next upload."""
+        with self._lock:
+            return not self._unitemised and not self._open
 
     def verify_stored(self, stored: Iterable[tuple[str, int, ItemState]]) -> None:
         """Compare the table's items with the writes observed: a difference is a write nobody saw."""
@@ -266,6 +278,11 @@ class InvariantChecker:
                     f"{shadow.state.value} -> {write.new_state.value} is not an allowed transition",
                 )
         changed = shadow is None or shadow.state is not write.new_state
+        self._unitemised.pop(write.item_id, None)
+        if write.new_state in TERMINAL_STATES:
+            self._open.discard(write.item_id)
+        else:
+            self._open.add(write.item_id)
         self._items[write.item_id] = _Shadow(
             version=write.new_version,
             state=write.new_state,

@@ -8,6 +8,11 @@ check every invariant (``invariants``). When the step did no work the clock move
 every uploaded object is a terminal item and nothing external is due, it jumps straight to the next upload (the
 periodic functions would find nothing to do in between). After the last day it runs on until settled, at most
 ``settle_days`` more.
+
+Two backends run the same loop, handlers, wiring, faults and invariants (``backend``): ``memory`` (the default,
+``localstack.memory_pipeline``: the in-memory ports and the emulator's core in process, no socket) and ``moto``
+(``localstack.pipeline``: moto's server and the emulator over HTTP). ``BACKEND_LIMITS`` says what the memory
+backend cannot reproduce.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import copy
 import heapq
 import json
 import random
-import tempfile
 import time
 import uuid
 import warnings
@@ -24,17 +28,19 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, Final, TextIO, cast
 from urllib.parse import quote_plus
 
 import httpx
 
+from twelvelabs_emulator.limits import TERMINAL_BATCH_STATUSES
 from twelvelabs_emulator.models import EmulatorSettings
+from twelvelabs_emulator.variants import Variant
 from videobatch.domain.items import ItemState, item_id_for
 from videobatch.domain.results import result_key
 from videobatch.twelvelabs.client import TwelveLabsClient
 from videobatch.twelvelabs.retry import RetryPolicy
+from videobatch_tools.localstack.memory_pipeline import EMULATOR_API_URL, EMULATOR_BASE_URL, MemoryPipeline
 from videobatch_tools.localstack.pipeline import Handler, LocalPipeline
 from videobatch_tools.simulate.hostile import EXPECTED, OBJECT_KINDS, OTHER_BUCKET, HostileAct, plan_hostile
 from videobatch_tools.simulate.injector import (
@@ -46,7 +52,7 @@ from videobatch_tools.simulate.injector import (
 )
 from videobatch_tools.simulate.invariants import InvariantChecker, Limits, ObservedBatch, ObservedRequest
 from videobatch_tools.simulate.profiles import ITEM_FAILURE_CODES, PROFILES, FaultProfile, emulator_fault_rules
-from videobatch_tools.simulate.workload import PlannedUpload, make_sample_pool, plan_uploads
+from videobatch_tools.simulate.workload import PlannedUpload, plan_uploads, sample_pool
 
 INTERLEAVED_FUNCTIONS = ("FlusherFunction", "BatchCheckerFunction")
 ATTEMPT_TIMEOUT_SECONDS = 1.0
@@ -56,6 +62,20 @@ SLOW_PROCESSING = {"content_seconds_per_second": 0.0002}  # a 20 s window takes 
 SLOW_ASSETS = {"asset_ready_seconds": 3 * 3600.0}
 STORED_CHECK_EVERY_STEPS = 200
 COUNTED = ("lost", "double_submitted", "limit_violation", "stale_overwrite", "hostile_harm")
+BACKENDS: Final = ("memory", "moto")
+# What a fault profile means on the memory backend where it differs from moto's (shown by ``--list-profiles``).
+BACKEND_LIMITS: Final[dict[str, str]] = {
+    "api": (
+        "latency beyond the attempt timeout is a timeout at once (no real 1.2 s wait) and the slow request is not "
+        "carried out (only safe GETs get latency rules); a lost response is the same RemoteProtocolError"
+    ),
+    "crashes": "crashes at port boundaries as on moto; none inside boto3 or DynamoDB (there are none in memory)",
+    "expiry": "same",
+    "events": "same (duplicates are injected upstream of SQS; neither backend adds SQS's own duplicates)",
+    "none": "same",
+    "hostile": "same",
+    "all": "as api, crashes, expiry, events and hostile",
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,9 @@ class SimulationConfig:
     schedule_minutes: int = 5  # rate of the asset checker, flusher and batch checker (the template's default: 1)
     max_items_per_batch: int = 12
     reserved_batch_slots: int = 1
+    backend: str = "memory"  # memory | moto
+    api_variants: tuple[str, ...] = ()  # the emulator's variants (twelvelabs_emulator.variants), together
+    progress_hours: float = 24.0  # virtual hours between progress lines (when a progress stream is given)
 
 
 @dataclass
@@ -79,6 +102,8 @@ class SimulationResult:
     steps: int
     wall_seconds: float
     virtual_seconds: float
+    # Wall time of the stepping loop alone (no set-up: servers, sample media, imports): what steps/s divides by.
+    loop_seconds: float = 0.0
     violations: list[str] = field(default_factory=list)
     # Step boundaries (handler, before/after, port call) the run reached, and those it never crashed at.
     boundaries_reached: int = 0
@@ -86,6 +111,10 @@ class SimulationResult:
     boundaries_not_crashed: list[str] = field(default_factory=list)
     # The normal (not hostile) uploads by key: final state and seconds from upload to it (isolation checks).
     settled_by_key: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / max(self.loop_seconds, 1e-9)
 
     @property
     def ok(self) -> bool:
@@ -102,6 +131,8 @@ class SimulationResult:
             f"done={c['done']} failed={c['failed']} pending={c['pending']} lost={c['lost']} "
             f"double_submitted={c['double_submitted']} limit_violations={c['limit_violation']} "
             f"stale_overwrites={c['stale_overwrite']} hostile_harm={c['hostile_harm']}"
+            + (f" api_variants={','.join(self.config.api_variants)}" if self.config.api_variants else "")
+            + (f" faults={self.config.faults}" if self.config.api_variants else "")
         )
 
 
@@ -117,6 +148,9 @@ class Simulation:
     def __init__(self, config: SimulationConfig) -> None:
         if config.faults not in PROFILES:
             raise ValueError(f"unknown fault profile {config.faults!r}; one of {', '.join(PROFILES)}")
+        if config.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {config.backend!r}; one of {', '.join(BACKENDS)}")
+        self._variants = frozenset(Variant(name) for name in config.api_variants)
         self.config = config
         self.profile: FaultProfile = PROFILES[config.faults]
         self.log = FaultLog()
@@ -128,8 +162,10 @@ class Simulation:
         self._due: list[_Due] = []
         self._order = 0
         self._seen_messages: set[str] = set()
-        self._pipeline: LocalPipeline | None = None
-        self._uploaded: set[str] = set()
+        self._pipeline: LocalPipeline | MemoryPipeline | None = None
+        # Batches seen ended: the API never changes them again, so they are not observed again.
+        self._ended_batches: set[str] = set()
+        self._raw_items: Any = None
         self._normal_keys: dict[str, str] = {}  # item id -> key of the normal (not hostile) uploads
         # What this profile's own faults may fail any item with (a hostile item too: then that is its true reason).
         self._injected_codes = (
@@ -159,16 +195,14 @@ class Simulation:
             "MaxItemsPerBatch": str(config.max_items_per_batch),
             "MaxContentSecondsPerBatch": str(6 * 3600),
         }
-        with (
-            tempfile.TemporaryDirectory(prefix="videobatch-sim-") as workdir,
-            LocalPipeline(
-                emulator_settings=EmulatorSettings(item_concurrency=8, **FAST),
-                parameter_overrides=overrides,
-                seed=config.seed,
-                stack_name=f"videobatch-sim-{uuid.uuid4().hex[:8]}",
-                handler_hook=self._hook,
-            ) as pipeline,
-        ):
+        pipeline_class = MemoryPipeline if config.backend == "memory" else LocalPipeline
+        with pipeline_class(
+            emulator_settings=EmulatorSettings(item_concurrency=8, variants=self._variants, **FAST),
+            parameter_overrides=overrides,
+            seed=config.seed,
+            stack_name=f"videobatch-sim-{uuid.uuid4().hex[:8]}",
+            handler_hook=self._hook,
+        ) as pipeline:
             self._pipeline = pipeline
             settings = pipeline.settings
             checker = InvariantChecker(
@@ -179,7 +213,7 @@ class Simulation:
                 )
             )
             self._install(pipeline, checker)
-            pool = make_sample_pool(Path(workdir))
+            pool = sample_pool()
             start = pipeline.clock.now()
             plan = plan_uploads(
                 self._rng, start=start, days=config.days, per_day=config.videos_per_day, profile=self.profile
@@ -190,7 +224,9 @@ class Simulation:
             for act in hostile:
                 self._schedule(act.at, "hostile", act)
             self._schedule_slow_periods(start)
+            loop_started = time.perf_counter()
             steps = self._loop(pipeline, checker, pool, start, progress)
+            loop_seconds = time.perf_counter() - loop_started
             self._final_checks(pipeline, checker)
             faults = Counter(self.log.counts) + self._emulator_faults(pipeline)
             virtual = (pipeline.clock.now() - start).total_seconds()
@@ -203,6 +239,7 @@ class Simulation:
             faults=faults,
             steps=steps,
             wall_seconds=time.perf_counter() - started,
+            loop_seconds=loop_seconds,
             virtual_seconds=virtual,
             violations=violations,
             boundaries_reached=len(self.log.boundaries),
@@ -219,17 +256,22 @@ class Simulation:
             if item_id in settled
         }
 
-    def _install(self, pipeline: LocalPipeline, checker: InvariantChecker) -> None:
+    def _install(self, pipeline: LocalPipeline | MemoryPipeline, checker: InvariantChecker) -> None:
         runtime = pipeline.runtime
-        # The project's client, with a short attempt timeout (latency faults are real sleeps) and seeded jitter.
+        # The stored items as they are before the observer wraps the store (verify_stored reads behind it).
+        self._raw_items = runtime.items
+        # The project's client, with a short attempt timeout (latency faults are real sleeps on moto, timeouts at
+        # once in memory) and seeded jitter.
         runtime.twelvelabs.close()
+        memory = isinstance(pipeline, MemoryPipeline)
         runtime.twelvelabs = TwelveLabsClient(
             pipeline.api_key,
-            base_url=pipeline.emulator.api_url,
+            base_url=EMULATOR_API_URL if memory else pipeline.emulator.api_url,
             clock=pipeline.clock,
             time_remaining=runtime.budget.remaining_seconds,
             attempt_timeout_seconds=ATTEMPT_TIMEOUT_SECONDS,
             retry_policy=RetryPolicy(random_source=random.Random(f"{self.config.seed}:jitter").random),
+            transport=pipeline.transport if isinstance(pipeline, MemoryPipeline) else None,
         )
         injector = CrashInjector(
             rate=self.profile.crash_rate,
@@ -244,7 +286,7 @@ class Simulation:
 
     def _loop(
         self,
-        pipeline: LocalPipeline,
+        pipeline: LocalPipeline | MemoryPipeline,
         checker: InvariantChecker,
         pool: Mapping[str, bytes],
         start: datetime,
@@ -252,8 +294,10 @@ class Simulation:
     ) -> int:
         clock = pipeline.clock
         hard_end = start + timedelta(days=self.config.days + self.config.settle_days)
+        loop_started = time.perf_counter()
         steps = 0
-        next_report = start + timedelta(days=1)
+        every = timedelta(hours=self.config.progress_hours)
+        next_report = start + every
         while True:
             now = clock.now()
             self._run_due(pipeline, checker, pool, now)
@@ -266,12 +310,16 @@ class Simulation:
             if steps % STORED_CHECK_EVERY_STEPS == 0:
                 checker.verify_stored(self._stored(pipeline))
             if progress is not None and now >= next_report:
-                progress.write(f"  day {(now - start).days}: {steps} steps, {dict(checker.counts())}\n")
+                elapsed = time.perf_counter() - loop_started
+                progress.write(
+                    f"  day {(now - start).total_seconds() / 86_400:.2f}: {steps} steps, {elapsed:.0f} s wall, "
+                    f"{dict(checker.counts())}\n"
+                )
                 progress.flush()
-                next_report += timedelta(days=1)
+                next_report += every
             if report.did_work:
                 continue
-            quiet = self._quiet(checker)
+            quiet = checker.quiet()
             if quiet and not self._due:
                 return steps  # every upload done and settled: nothing would ever move again
             if now >= hard_end:
@@ -287,13 +335,6 @@ class Simulation:
             if target > now:
                 clock.set(target)
 
-    def _quiet(self, checker: InvariantChecker) -> bool:
-        """Every uploaded object is a terminal item (and the pipeline agrees): nothing moves until the next upload."""
-        states = checker.item_states
-        if any(state not in (ItemState.DONE, ItemState.FAILED) for state in states.values()):
-            return False
-        return all(item_id in states for item_id in self._uploaded)
-
     # --- external events ------------------------------------------------------------------------------------
 
     def _schedule(self, at: datetime, kind: str, payload: Any) -> None:
@@ -301,7 +342,11 @@ class Simulation:
         heapq.heappush(self._due, _Due(at, self._order, kind, payload))
 
     def _run_due(
-        self, pipeline: LocalPipeline, checker: InvariantChecker, pool: Mapping[str, bytes], now: datetime
+        self,
+        pipeline: LocalPipeline | MemoryPipeline,
+        checker: InvariantChecker,
+        pool: Mapping[str, bytes],
+        now: datetime,
     ) -> None:
         while self._due and self._due[0].at <= now:
             due = heapq.heappop(self._due)
@@ -309,7 +354,6 @@ class Simulation:
                 upload: PlannedUpload = due.payload
                 version = pipeline.upload(upload.key, pool[upload.sample])
                 item_id = item_id_for(pipeline.bucket, upload.key, version)
-                self._uploaded.add(item_id)
                 self._normal_keys[item_id] = upload.key
                 checker.record_upload(item_id, now)
                 if upload.kind in ("non_video", "corrupt", "reupload"):
@@ -324,7 +368,7 @@ class Simulation:
 
     def _hostile(
         self,
-        pipeline: LocalPipeline,
+        pipeline: LocalPipeline | MemoryPipeline,
         checker: InvariantChecker,
         pool: Mapping[str, bytes],
         act: HostileAct,
@@ -334,13 +378,15 @@ class Simulation:
         if act.kind in OBJECT_KINDS:
             version = pipeline.upload(act.key, pool["short-0"])
             item_id = item_id_for(pipeline.bucket, act.key, version)
-            self._uploaded.add(item_id)
             checker.record_upload(item_id, now)
             expected = EXPECTED[act.kind]
             checker.expect(item_id, expected.state, expected.code, tolerated=self._injected_codes)
             if act.kind == "prewritten_result":
                 address = result_key(pipeline.settings.results_prefix, act.key, version)
-                pipeline.client("s3").put_object(Bucket=pipeline.bucket, Key=address, Body=b'{"not": "ours"}')
+                if isinstance(pipeline, MemoryPipeline):
+                    pipeline.objects.put(pipeline.bucket, address, b'{"not": "ours"}')
+                else:
+                    pipeline.client("s3").put_object(Bucket=pipeline.bucket, Key=address, Body=b'{"not": "ours"}')
         elif act.kind == "other_bucket":
             event = _object_created(OTHER_BUCKET, act.key, version_id="v1", at=now)
             checker.forbid(item_id_for(OTHER_BUCKET, act.key, "v1"))
@@ -352,9 +398,13 @@ class Simulation:
                 pipeline.wiring.invoke("FlusherFunction", cast(Any, ["not", "an", "event"]), source="hostile")
 
     @staticmethod
-    def _send_ingest_message(pipeline: LocalPipeline, body: str) -> None:
-        queue_url = pipeline.stack.resources["IngestQueue"].ref
-        pipeline.client("sqs").send_message(QueueUrl=queue_url, MessageBody=body)
+    def _send_ingest_message(pipeline: LocalPipeline | MemoryPipeline, body: str) -> None:
+        if isinstance(pipeline, MemoryPipeline):
+            queue_url = pipeline.stack.resources["IngestQueue"].attributes["QueueUrl"]
+            pipeline.sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+        else:
+            queue_url = pipeline.stack.resources["IngestQueue"].ref
+            pipeline.client("sqs").send_message(QueueUrl=queue_url, MessageBody=body)
 
     def _schedule_slow_periods(self, start: datetime) -> None:
         profile = self.profile
@@ -371,8 +421,12 @@ class Simulation:
                 self._schedule(begin + timedelta(hours=2), "settings", {"asset_ready_seconds": 20.0})
                 self.log.add("slow_asset_period")
 
-    def _control(self, pipeline: LocalPipeline, what: str, body: Mapping[str, Any]) -> None:
-        response = httpx.post(f"{pipeline.emulator.base_url}/_emulator/{what}", json=dict(body), timeout=10.0)
+    def _control(self, pipeline: LocalPipeline | MemoryPipeline, what: str, body: Mapping[str, Any]) -> None:
+        if isinstance(pipeline, MemoryPipeline):
+            with httpx.Client(transport=pipeline.transport, base_url=EMULATOR_BASE_URL) as http:
+                response = http.post(f"/_emulator/{what}", json=dict(body))
+        else:
+            response = httpx.post(f"{pipeline.emulator.base_url}/_emulator/{what}", json=dict(body), timeout=10.0)
         response.raise_for_status()
 
     # --- handlers -------------------------------------------------------------------------------------------
@@ -439,12 +493,16 @@ class Simulation:
 
     # --- observation ----------------------------------------------------------------------------------------
 
-    def _observe(self, pipeline: LocalPipeline) -> list[ObservedBatch]:
+    def _observe(self, pipeline: LocalPipeline | MemoryPipeline) -> list[ObservedBatch]:
         state = pipeline.emulator.state
         observed: list[ObservedBatch] = []
         with state.lock:
             state.sync()
             for batch in state.batches.values():
+                if batch.batch_id in self._ended_batches:
+                    continue
+                if batch.status in TERMINAL_BATCH_STATUSES:
+                    self._ended_batches.add(batch.batch_id)
                 ended = batch.completed_at or batch.canceled_at or batch.expired_at
                 if batch.status in ("pending", "processing", "canceling"):
                     ended = None
@@ -455,7 +513,9 @@ class Simulation:
                 observed.append(ObservedBatch(batch.batch_id, batch.created_at, ended, requests))
         return observed
 
-    def _stored(self, pipeline: LocalPipeline) -> list[tuple[str, int, ItemState]]:
+    def _stored(self, pipeline: LocalPipeline | MemoryPipeline) -> list[tuple[str, int, ItemState]]:
+        if isinstance(pipeline, MemoryPipeline):
+            return [(item.item_id, item.version, item.state) for item in self._raw_items.all()]
         paginator = pipeline.client("dynamodb").get_paginator("scan")
         stored: list[tuple[str, int, ItemState]] = []
         for page in paginator.paginate(
@@ -471,13 +531,13 @@ class Simulation:
                 stored.append((item_id, int(row["version"]["N"]), ItemState(row["state"]["S"])))
         return stored
 
-    def _final_checks(self, pipeline: LocalPipeline, checker: InvariantChecker) -> None:
+    def _final_checks(self, pipeline: LocalPipeline | MemoryPipeline, checker: InvariantChecker) -> None:
         checker.observe_batches(self._observe(pipeline))
         checker.check_progress(pipeline.clock.now())
         checker.verify_stored(self._stored(pipeline))
         checker.check_expected()
 
-    def _emulator_faults(self, pipeline: LocalPipeline) -> Counter[str]:
+    def _emulator_faults(self, pipeline: LocalPipeline | MemoryPipeline) -> Counter[str]:
         faults: Counter[str] = Counter()
         state = pipeline.emulator.state
         with state.lock:

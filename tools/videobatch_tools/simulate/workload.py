@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import random
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 
 from videobatch_tools import samples
 from videobatch_tools.simulate.profiles import FaultProfile
@@ -21,6 +25,14 @@ class PlannedUpload:
     key: str
     sample: str  # name of a body in the sample pool
     kind: str  # video | long | too_long | non_video | corrupt | reupload
+
+
+@functools.cache
+def sample_pool() -> Mapping[str, bytes]:
+    """The pool, made once per process: the media are the same for every run (fixed seeds), and generating them
+    costs a run of a few dozen videos more than its stepping does (a worker running many cases pays it once)."""
+    with tempfile.TemporaryDirectory(prefix="videobatch-sim-") as directory:
+        return MappingProxyType(make_sample_pool(Path(directory)))
 
 
 def make_sample_pool(directory: Path) -> dict[str, bytes]:
@@ -42,19 +54,22 @@ def plan_uploads(
     rng: random.Random, *, start: datetime, days: int, per_day: int, profile: FaultProfile
 ) -> list[PlannedUpload]:
     planned: list[PlannedUpload] = []
+    videos: list[PlannedUpload] = []  # the earlier uploads a re-upload may pick, in plan order
     for day in range(days):
         moments = sorted(rng.uniform(0, 86_400) for _ in range(per_day))
         for number, offset in enumerate(moments):
             at = start + timedelta(days=day, seconds=offset)
-            planned.append(_one(rng, at, f"d{day}-{number:04d}", planned, profile))
+            upload = _one(rng, at, f"d{day}-{number:04d}", videos, profile)
+            planned.append(upload)
+            if upload.kind in ("video", "long"):
+                videos.append(upload)
     return planned
 
 
 def _one(
-    rng: random.Random, at: datetime, name: str, earlier: list[PlannedUpload], profile: FaultProfile
+    rng: random.Random, at: datetime, name: str, videos: list[PlannedUpload], profile: FaultProfile
 ) -> PlannedUpload:
     draw = rng.random()
-    videos = [p for p in earlier if p.kind in ("video", "long")]
     if draw < profile.reupload_rate and videos:
         previous = rng.choice(videos)
         return PlannedUpload(at, previous.key, f"short-{rng.randrange(len(SHORT_DURATIONS))}", "reupload")
