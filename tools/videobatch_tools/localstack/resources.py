@@ -132,27 +132,13 @@ def create_stack(
         session or local_session(region), endpoint_url, resolver, resources, api_key, secret_values=secret_values
     )
     created = builder.create_all(template)
-    # Only the functions the template's conditions create (WebhookFunction needs EnableWebhooks).
-    functions = {
-        fid: _local_function(template, fid, resolver, resources)
-        for fid in function_ids(template)
-        if resolver.resource_enabled(fid)
-    }
-    outputs = {
-        name: str(resolver.resolve(spec["Value"]))
-        for name, spec in template.get("Outputs", {}).items()
-        if "Condition" not in spec or resolver.condition(spec["Condition"])
-    }
-    return LocalStack(
-        template=template,
-        stack_name=stack_name,
-        region=region,
-        account_id=LOCAL_ACCOUNT_ID,
+    return _describe(
+        template,
+        resolver,
+        pseudo,
         endpoint_url=endpoint_url,
         parameters=parameters,
         resources=resources,
-        functions=functions,
-        outputs=outputs,
         created=tuple(created),
     )
 
@@ -175,7 +161,25 @@ def plan_stack(
     resources: dict[str, PhysicalResource] = {}
     resolver = Resolver(template, parameters=parameters, pseudo=pseudo, resources=resources)
     _plan_names(template, resolver, pseudo, endpoint_url, resources)
-    functions = {fid: _local_function(template, fid, resolver, resources) for fid in function_ids(template)}
+    return _describe(template, resolver, pseudo, endpoint_url=endpoint_url, parameters=parameters, resources=resources)
+
+
+def _describe(
+    template: Mapping[str, Any],
+    resolver: Resolver,
+    pseudo: Pseudo,
+    *,
+    endpoint_url: str,
+    parameters: dict[str, str],
+    resources: dict[str, PhysicalResource],
+    created: tuple[str, ...] = (),
+) -> LocalStack:
+    # Only the functions and outputs the template's conditions create (WebhookFunction needs EnableWebhooks).
+    functions = {
+        fid: _local_function(template, fid, resolver, resources)
+        for fid in function_ids(template)
+        if resolver.resource_enabled(fid)
+    }
     outputs = {
         name: str(resolver.resolve(spec["Value"]))
         for name, spec in template.get("Outputs", {}).items()
@@ -183,14 +187,15 @@ def plan_stack(
     }
     return LocalStack(
         template=template,
-        stack_name=stack_name,
-        region=region,
-        account_id=LOCAL_ACCOUNT_ID,
+        stack_name=pseudo.stack_name,
+        region=pseudo.region,
+        account_id=pseudo.account_id,
         endpoint_url=endpoint_url,
         parameters=parameters,
         resources=resources,
         functions=functions,
         outputs=outputs,
+        created=created,
     )
 
 
