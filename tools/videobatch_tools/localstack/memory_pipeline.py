@@ -17,15 +17,13 @@ wiring directly).
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, redirect_stdout
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -43,6 +41,7 @@ from videobatch_tools.localstack.memory_aws import MemorySchedulerClient, Memory
 from videobatch_tools.localstack.pipeline import (
     START,
     HandlerHook,
+    PipelineLifecycle,
     _with_environment,
     load_handlers,
     powertools_configured,
@@ -90,7 +89,7 @@ class _WiringInvoker:
         self.wiring.invoke_later(function_id, dict(payload))
 
 
-class MemoryPipeline:
+class MemoryPipeline(PipelineLifecycle):
     """``with MemoryPipeline() as pipeline: pipeline.upload(...); pipeline.wiring.step()`` (no servers)."""
 
     def __init__(
@@ -119,19 +118,6 @@ class MemoryPipeline:
         self._seed = seed
         self._exit = ExitStack()
         self._lambda_output: TextIO = lambda_output or self._exit.enter_context(open(os.devnull, "w"))  # noqa: SIM115
-
-    def __enter__(self) -> MemoryPipeline:
-        try:
-            self._start()
-        except BaseException:
-            self._exit.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._exit.close()
 
     def _start(self) -> None:
         from videobatch.runtime import build_memory_runtime, set_runtime
@@ -240,19 +226,6 @@ class MemoryPipeline:
             )
         )
         return stored.version_id
-
-    @contextmanager
-    def _lambda_streams(self) -> Iterator[None]:
-        from videobatch.runtime import logger
-
-        stream = logger.registered_handler
-        previous = stream.setStream(self._lambda_output) if isinstance(stream, logging.StreamHandler) else None
-        try:
-            with redirect_stdout(self._lambda_output):
-                yield
-        finally:
-            if previous is not None and isinstance(stream, logging.StreamHandler):
-                stream.setStream(previous)
 
     def settled(self) -> bool:
         """As ``LocalPipeline.settled``: every work queue of the item store is empty."""

@@ -28,7 +28,7 @@ from contextlib import ExitStack, contextmanager, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Self, TextIO
 
 from twelvelabs_emulator.models import EmulatorSettings
 from twelvelabs_emulator.server import EmulatorConfig, EmulatorServer
@@ -125,7 +125,43 @@ def _import_file(name: str, path: Path) -> ModuleType:
     return module
 
 
-class LocalPipeline:
+class PipelineLifecycle:
+    """What both local stacks share: ``with`` starts one (``_start``) and closes everything it opened (``_exit``);
+    ``_lambda_streams`` sends what the handlers print and log where CloudWatch would keep it (``_lambda_output``)."""
+
+    _exit: ExitStack
+    _lambda_output: TextIO
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._exit.close()
+
+    @contextmanager
+    def _lambda_streams(self) -> Iterator[None]:
+
+        stream = logger.registered_handler
+        previous = stream.setStream(self._lambda_output) if isinstance(stream, logging.StreamHandler) else None
+        try:
+            with redirect_stdout(self._lambda_output):
+                yield
+        finally:
+            if previous is not None and isinstance(stream, logging.StreamHandler):
+                stream.setStream(previous)
+
+
+class LocalPipeline(PipelineLifecycle):
     """``with LocalPipeline() as pipeline: pipeline.upload(...); pipeline.run_until_idle()``."""
 
     def __init__(
@@ -187,19 +223,6 @@ class LocalPipeline:
         self._lambda_output: TextIO = lambda_output or self._exit.enter_context(open(os.devnull, "w"))  # noqa: SIM115
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
-
-    def __enter__(self) -> LocalPipeline:
-        try:
-            self._start()
-        except BaseException:
-            self._exit.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._exit.close()
 
     def _start(self) -> None:
         if self.external_api is not None:
@@ -392,18 +415,6 @@ class LocalPipeline:
                     self.advance(wait)
                     advanced += wait
         raise WiringStalledError(f"condition still false after {max_steps} steps: {self.wiring.pending()}")
-
-    @contextmanager
-    def _lambda_streams(self) -> Iterator[None]:
-
-        stream = logger.registered_handler
-        previous = stream.setStream(self._lambda_output) if isinstance(stream, logging.StreamHandler) else None
-        try:
-            with redirect_stdout(self._lambda_output):
-                yield
-        finally:
-            if previous is not None and isinstance(stream, logging.StreamHandler):
-                stream.setStream(previous)
 
     def settled(self) -> bool:
         """True when no item is on its way: every work queue of the table is empty (only terminal items remain).
