@@ -20,8 +20,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The service tests run on the in-memory stack; the second run puts the same tests on moto and the emulator over
+# HTTP, so a fake that drifts from AWS fails here even where tests/contract has no case for it.
 test: lint
 	$(BIN)/pytest
+	$(BIN)/pytest tests/unit/services -m "not integration" --stack=moto
 
 demo: install
 	$(BIN)/videobatch demo

@@ -33,3 +33,12 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "text": write_non_video(root / "notes.mp4"),
         "corrupt": write_corrupt_video(root / "corrupt.mp4"),
     }
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--stack",
+        choices=("auto", "moto"),
+        default="auto",
+        help="service tests: 'auto' runs the unmarked ones on the in-memory stack, 'moto' runs all on moto",
+    )

@@ -6,7 +6,7 @@ from types import ModuleType
 import pytest
 
 from tests.unit.services.conftest import aws_env, clock, emulator, moto_endpoint, videos
-from tests.unit.services.harness import API_KEY, Stack, make_settings
+from tests.unit.services.harness import API_KEY, MotoStack, make_settings
 from twelvelabs_emulator import EmulatorServer
 from videobatch import runtime
 from videobatch.clock import ManualClock
@@ -42,11 +42,11 @@ class FakeContext:
 @pytest.fixture
 def stack(
     aws_env: str, clock: ManualClock, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Stack]:
+) -> Iterator[MotoStack]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env)
     # The module-level Metrics read the environment at import; the template sets it for real Lambdas.
     monkeypatch.setattr(runtime.metrics, "namespace", "videobatch-test")
-    built = Stack(endpoint=aws_env, clock=clock, emulator=emulator, settings=make_settings(emulator))
+    built = MotoStack(aws_env, clock, emulator, make_settings(emulator.api_url))
     built.provision()
     wired = runtime.build_runtime(built.settings, clock=clock, api_key=API_KEY)
     try:

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.services.harness import BUCKET, Stack
+from tests.unit.services.harness import BUCKET, MotoStack
 from videobatch.domain.items import ItemState
 from videobatch.domain.records import INTAKE_QUEUE
 from videobatch.errors import InvalidInputError
@@ -33,14 +33,14 @@ def sqs_event(*bodies: str) -> dict[str, Any]:
     }
 
 
-def test_ingest_reports_only_the_bad_message_as_failed(stack: Stack, videos: dict[str, Path]) -> None:
+def test_ingest_reports_only_the_bad_message_as_failed(stack: MotoStack, videos: dict[str, Path]) -> None:
     good = json.dumps(stack.put_video("in/cat.mp4", videos["short"]))
     response = load_handler("ingest").handler(sqs_event(good, "{not json"), FakeContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert [item.state for item in stack.items.iter_queue(INTAKE_QUEUE)] == [ItemState.ASSET_PROCESSING]
 
 
-def test_the_pipeline_through_its_handlers(stack: Stack, videos: dict[str, Path]) -> None:
+def test_the_pipeline_through_its_handlers(stack: MotoStack, videos: dict[str, Path]) -> None:
     events = [json.dumps(stack.put_video(f"in/{n}.mp4", videos["short"])) for n in range(2)]
     assert load_handler("ingest").handler(sqs_event(*events), FakeContext()) == {"batchItemFailures": []}
     stack.clock.advance(10)

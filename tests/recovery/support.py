@@ -7,8 +7,6 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-import httpx
-
 from tests.unit.services.harness import Stack
 from videobatch.services.reconciler import API_CLOCK_SKEW_SECONDS, CREATE_SETTLE_SECONDS, ReconcileService
 from videobatch.services.sweeper import SweepService
@@ -34,7 +32,7 @@ def past_decision_age(stack: Stack) -> None:
 
 def custom_id_batches(stack: Stack) -> Counter[str]:
     """How many batches on the emulator hold each custom_id (the double-submission probe)."""
-    state = httpx.get(f"{stack.emulator.base_url}/_emulator/state").json()
+    state = stack.emulator_state()
     return Counter(item["custom_id"] for batch in state["batches"] for item in batch["items"] if item["custom_id"])
 
 

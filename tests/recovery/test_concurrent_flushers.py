@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.services.harness import Stack
+from tests.unit.services.harness import MotoStack
 from videobatch.domain.items import ItemState
 from videobatch.domain.records import ClaimState
 
@@ -14,7 +14,7 @@ from .support import Wrapped, assert_each_submitted_once, custom_id_batches, pas
 pytestmark = pytest.mark.integration
 
 
-def test_interleaved_flushers_submit_each_item_once(stack: Stack, videos: dict[str, Path]) -> None:
+def test_interleaved_flushers_submit_each_item_once(stack: MotoStack, videos: dict[str, Path]) -> None:
     ids = stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
     stack.clock.advance(stack.settings.max_wait_seconds)
     second_run: dict[str, Any] = {}
@@ -36,7 +36,7 @@ def test_interleaved_flushers_submit_each_item_once(stack: Stack, videos: dict[s
     assert_each_submitted_once(stack)
 
 
-def test_stale_flusher_whose_claim_was_released_cannot_overwrite(stack: Stack, videos: dict[str, Path]) -> None:
+def test_stale_flusher_whose_claim_was_released_cannot_overwrite(stack: MotoStack, videos: dict[str, Path]) -> None:
     ids = stack.queue(videos, ("short", "in/a.mp4"))
     stack.clock.advance(stack.settings.max_wait_seconds)
     taken_over: dict[str, Any] = {}
@@ -68,7 +68,7 @@ def test_stale_flusher_whose_claim_was_released_cannot_overwrite(stack: Stack, v
     assert all(c is not None and c.state is ClaimState.CREATED for c in claims.values())
 
 
-def test_lease_nearly_over_sends_nothing(stack: Stack, videos: dict[str, Path]) -> None:
+def test_lease_nearly_over_sends_nothing(stack: MotoStack, videos: dict[str, Path]) -> None:
     [item_id] = stack.queue(videos, ("short", "in/a.mp4"))
     stack.clock.advance(stack.settings.max_wait_seconds)
 

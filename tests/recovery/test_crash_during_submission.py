@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.services.harness import Stack
+from tests.unit.services.harness import MotoStack
 from videobatch.domain.items import ItemState
 from videobatch.domain.records import ClaimState, ItemRecord
 
@@ -14,13 +14,13 @@ from .support import Crash, Wrapped, assert_each_submitted_once, past_decision_a
 pytestmark = pytest.mark.integration
 
 
-def _claim_of(stack: Stack, item_id: str) -> Any:
+def _claim_of(stack: MotoStack, item_id: str) -> Any:
     item = stack.items.get(item_id)
     assert item is not None
     return stack.claims.get(item.claim_id or "")
 
 
-def test_crash_after_claim_before_create_releases_then_submits_once(stack: Stack, videos: dict[str, Path]) -> None:
+def test_crash_after_claim_before_create_releases_then_submits_once(stack: MotoStack, videos: dict[str, Path]) -> None:
     [item_id] = stack.queue(videos, ("short", "in/a.mp4"))
     stack.clock.advance(stack.settings.max_wait_seconds)
 
@@ -45,7 +45,7 @@ def test_crash_after_claim_before_create_releases_then_submits_once(stack: Stack
     assert_each_submitted_once(stack)
 
 
-def test_crash_after_create_before_anything_is_recorded(stack: Stack, videos: dict[str, Path]) -> None:
+def test_crash_after_create_before_anything_is_recorded(stack: MotoStack, videos: dict[str, Path]) -> None:
     ids = stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
     stack.clock.advance(stack.settings.max_wait_seconds)
 
@@ -64,7 +64,7 @@ def test_crash_after_create_before_anything_is_recorded(stack: Stack, videos: di
     assert_each_submitted_once(stack)
 
 
-def test_crash_while_items_are_marked_submitted(stack: Stack, videos: dict[str, Path]) -> None:
+def test_crash_while_items_are_marked_submitted(stack: MotoStack, videos: dict[str, Path]) -> None:
     ids = stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
     stack.clock.advance(stack.settings.max_wait_seconds)
     saves = {"submitted": 0}
@@ -96,7 +96,9 @@ def test_crash_while_items_are_marked_submitted(stack: Stack, videos: dict[str, 
     assert sweeper(stack).run().work_done == 0  # converged: a second pass finds nothing to do
 
 
-def test_crash_while_claiming_does_not_tie_unclaimed_items_to_the_claim(stack: Stack, videos: dict[str, Path]) -> None:
+def test_crash_while_claiming_does_not_tie_unclaimed_items_to_the_claim(
+    stack: MotoStack, videos: dict[str, Path]
+) -> None:
     """The claim lists two items but dies after claiming one; the other is sent by a later claim under the custom_id
     the first one listed. Reconciling the first claim must not adopt the later claim's batch."""
     ids = stack.queue(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
@@ -134,7 +136,7 @@ def test_crash_while_claiming_does_not_tie_unclaimed_items_to_the_claim(stack: S
     assert_each_submitted_once(stack)
 
 
-def test_crash_between_refused_create_and_claim_release(stack: Stack, videos: dict[str, Path]) -> None:
+def test_crash_between_refused_create_and_claim_release(stack: MotoStack, videos: dict[str, Path]) -> None:
     """The create is refused, the items are requeued, the process dies before the claim is released."""
     [item_id] = stack.queue(videos, ("short", "in/a.mp4"))
     stack.clock.advance(stack.settings.max_wait_seconds)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.services.harness import Stack
+from tests.unit.services.harness import MotoStack
 from videobatch.domain.items import ItemState
 
 from .support import assert_each_submitted_once, hours
@@ -12,7 +12,7 @@ from .support import assert_each_submitted_once, hours
 pytestmark = pytest.mark.integration
 
 
-def test_expired_batch_requeues_its_unfinished_items(stack: Stack, videos: dict[str, Path]) -> None:
+def test_expired_batch_requeues_its_unfinished_items(stack: MotoStack, videos: dict[str, Path]) -> None:
     stack.emulator_settings(content_seconds_per_second=0.0001)  # nothing finishes within the 24 h
     ids, batch_id = stack.submit(videos, ("short", "in/a.mp4"))
     stack.clock.advance(hours(24) + stack.settings.expiry_grace_seconds)

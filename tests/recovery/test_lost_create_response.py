@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.services.harness import Stack
+from tests.unit.services.harness import MotoStack
 from videobatch.domain.items import ItemState
 from videobatch.domain.records import ClaimState
 
@@ -13,7 +13,7 @@ from .support import assert_each_submitted_once, past_decision_age, sweeper
 pytestmark = pytest.mark.integration
 
 
-def test_created_but_answer_lost_is_adopted(stack: Stack, videos: dict[str, Path]) -> None:
+def test_created_but_answer_lost_is_adopted(stack: MotoStack, videos: dict[str, Path]) -> None:
     ids = stack.queue(videos, ("short", "in/a.mp4"), ("three_hours", "in/b.mp4"))
     stack.clock.advance(stack.settings.max_wait_seconds)
     stack.faults({"endpoint": "POST /analyze/batches", "count": 1, "lose_response": True})
@@ -40,7 +40,7 @@ def test_created_but_answer_lost_is_adopted(stack: Stack, videos: dict[str, Path
     assert stack.checker().check(batch_id).items_succeeded == 2
 
 
-def test_refused_with_503_is_released_and_submitted_exactly_once(stack: Stack, videos: dict[str, Path]) -> None:
+def test_refused_with_503_is_released_and_submitted_exactly_once(stack: MotoStack, videos: dict[str, Path]) -> None:
     [item_id] = stack.queue(videos, ("short", "in/a.mp4"))
     stack.clock.advance(stack.settings.max_wait_seconds)
     stack.faults({"endpoint": "POST /analyze/batches", "count": 1, "status": 503})

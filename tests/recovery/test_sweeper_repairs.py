@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.services.harness import Stack
+from tests.unit.services.harness import MotoStack
 from videobatch.domain.items import ItemState
 from videobatch.domain.records import BatchState, ClaimState
 from videobatch.errors import VideoBatchError
@@ -16,7 +16,7 @@ from .support import Wrapped, hours, past_decision_age, sweeper
 pytestmark = pytest.mark.integration
 
 
-def test_expired_lease_is_reported_and_taken_over(stack: Stack) -> None:
+def test_expired_lease_is_reported_and_taken_over(stack: MotoStack) -> None:
     assert stack.leases.acquire(LEASE_NAME, "crashed", now=stack.clock.now(), duration_seconds=60)
     assert sweeper(stack).run().expired_leases == []
     stack.clock.advance(61)
@@ -26,7 +26,7 @@ def test_expired_lease_is_reported_and_taken_over(stack: Stack) -> None:
     assert stack.flusher().run().lease_held_elsewhere is False
 
 
-def test_asset_stuck_processing_fails_with_asset_timeout(stack: Stack, videos: dict[str, Path]) -> None:
+def test_asset_stuck_processing_fails_with_asset_timeout(stack: MotoStack, videos: dict[str, Path]) -> None:
     stack.emulator_settings(asset_ready_seconds=10 * 24 * 3600.0)  # the platform never finishes it
     item_id = stack.ingest("in/a.mp4", videos["short"]).item_id
     stack.clock.advance(stack.settings.asset_timeout_seconds + 1)
@@ -38,7 +38,7 @@ def test_asset_stuck_processing_fails_with_asset_timeout(stack: Stack, videos: d
     assert (item.state, item.failure.code) == (ItemState.FAILED, "asset_timeout")
 
 
-def test_claimed_item_under_a_released_claim_is_requeued(stack: Stack, videos: dict[str, Path]) -> None:
+def test_claimed_item_under_a_released_claim_is_requeued(stack: MotoStack, videos: dict[str, Path]) -> None:
     [item_id] = stack.queue(videos, ("short", "in/a.mp4"))
     stack.clock.advance(stack.settings.max_wait_seconds)
     stack.faults({"endpoint": "POST /analyze/batches", "count": 1, "status": 503})
@@ -59,14 +59,14 @@ def test_claimed_item_under_a_released_claim_is_requeued(stack: Stack, videos: d
     assert "released" in item.note
 
 
-def _drop_batch_record(stack: Stack, batch_id: str) -> None:
+def _drop_batch_record(stack: MotoStack, batch_id: str) -> None:
     for part in ("BATCH", "PROGRESS"):  # the facts and the progress: the whole batch record
         stack.dynamodb.delete_item(
             TableName=stack.settings.table_name, Key={"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": part}}
         )
 
 
-def test_submitted_item_without_batch_record_gets_it_rebuilt(stack: Stack, videos: dict[str, Path]) -> None:
+def test_submitted_item_without_batch_record_gets_it_rebuilt(stack: MotoStack, videos: dict[str, Path]) -> None:
     ids, batch_id = stack.submit(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
     _drop_batch_record(stack, batch_id)
     past_decision_age(stack)
@@ -78,7 +78,7 @@ def test_submitted_item_without_batch_record_gets_it_rebuilt(stack: Stack, video
     assert stack.checker().check(batch_id).items_succeeded == 2
 
 
-def test_submitted_item_of_an_unknown_batch_is_requeued(stack: Stack, videos: dict[str, Path]) -> None:
+def test_submitted_item_of_an_unknown_batch_is_requeued(stack: MotoStack, videos: dict[str, Path]) -> None:
     ids, batch_id = stack.submit(videos, ("short", "in/a.mp4"))
     stack.clock.advance(600)  # let it complete, then delete it: TwelveLabs no longer knows it
     stack.twelvelabs.delete_batch(batch_id)
@@ -92,7 +92,7 @@ def test_submitted_item_of_an_unknown_batch_is_requeued(stack: Stack, videos: di
     assert "no longer knows" in item.note
 
 
-def test_closed_record_with_a_submitted_item_is_reopened(stack: Stack, videos: dict[str, Path]) -> None:
+def test_closed_record_with_a_submitted_item_is_reopened(stack: MotoStack, videos: dict[str, Path]) -> None:
     _, batch_id = stack.submit(videos, ("short", "in/a.mp4"))
     progress = stack.batches.get_progress(batch_id)
     assert progress is not None
@@ -102,7 +102,7 @@ def test_closed_record_with_a_submitted_item_is_reopened(stack: Stack, videos: d
     assert stack.checker().check_open().items_succeeded == 1
 
 
-def test_open_batch_the_api_no_longer_knows_is_closed_and_requeued(stack: Stack, videos: dict[str, Path]) -> None:
+def test_open_batch_the_api_no_longer_knows_is_closed_and_requeued(stack: MotoStack, videos: dict[str, Path]) -> None:
     ids, batch_id = stack.submit(videos, ("short", "in/a.mp4"))
     stack.twelvelabs.cancel_batch(batch_id)
     stack.clock.advance(60)
@@ -120,7 +120,7 @@ def test_open_batch_the_api_no_longer_knows_is_closed_and_requeued(stack: Stack,
     assert "batch_not_found" in item.note
 
 
-def test_batch_near_results_deletion_is_collected(stack: Stack, videos: dict[str, Path]) -> None:
+def test_batch_near_results_deletion_is_collected(stack: MotoStack, videos: dict[str, Path]) -> None:
     ids, _ = stack.submit(videos, ("short", "in/a.mp4"))
     stack.clock.advance(hours(28 * 24 + 1))  # nothing checked it for 28 days
     summary = sweeper(stack).run()
@@ -130,7 +130,7 @@ def test_batch_near_results_deletion_is_collected(stack: Stack, videos: dict[str
     assert item.state is ItemState.DONE
 
 
-def test_batch_near_deletion_whose_check_fails_requeues_the_rest(stack: Stack, videos: dict[str, Path]) -> None:
+def test_batch_near_deletion_whose_check_fails_requeues_the_rest(stack: MotoStack, videos: dict[str, Path]) -> None:
     ids, _ = stack.submit(videos, ("short", "in/a.mp4"))
     stack.clock.advance(hours(28 * 24 + 1))
 

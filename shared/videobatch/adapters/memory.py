@@ -76,6 +76,12 @@ class MemoryItemStore:
             self._store(stored)
             return stored, True
 
+    def overwrite(self, item: ItemRecord) -> None:
+        """The record as given, no condition and no lifecycle check: what a hand edit of the table does (test
+        surgery stages a crash's aftermath with it)."""
+        with self._lock:
+            self._store(item)
+
     def get(self, item_id: str) -> ItemRecord | None:
         with self._lock:
             return self._items.get(item_id)
@@ -280,6 +286,11 @@ class MemoryObjectStore:
     def delete(self, bucket: str, key: str) -> None:
         with self._lock:
             self._objects.pop((bucket, key), None)
+
+    def enable_versioning(self) -> None:
+        """As PutBucketVersioning Enabled: objects put from now on get version ids and keep their history."""
+        with self._lock:
+            self._versioned = True
 
     def _find(self, ref: ObjectRef) -> StoredObject | None:
         with self._lock:

@@ -10,7 +10,7 @@ from twelvelabs_emulator import EmulatorConfig, EmulatorServer, EmulatorSettings
 from videobatch.clock import ManualClock
 from videobatch_tools.samples import write_non_video, write_sample_video
 
-from .harness import API_KEY, Stack, make_settings
+from .harness import API_KEY, MemoryStack, MotoStack, Stack, make_settings
 
 
 @pytest.fixture(scope="session")
@@ -42,22 +42,43 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+def emulator_config() -> EmulatorConfig:
+    settings = EmulatorSettings(item_concurrency=4, content_seconds_per_second=60.0, asset_ready_seconds=5.0)
+    return EmulatorConfig(api_key=API_KEY, settings=settings, multipart_chunk_bytes=4096)
+
+
 @pytest.fixture
 def emulator(clock: ManualClock) -> Iterator[EmulatorServer]:
-    settings = EmulatorSettings(item_concurrency=4, content_seconds_per_second=60.0, asset_ready_seconds=5.0)
-    config = EmulatorConfig(api_key=API_KEY, settings=settings, multipart_chunk_bytes=4096)
-    with EmulatorServer(config, clock=clock) as server:
+    with EmulatorServer(emulator_config(), clock=clock) as server:
         yield server
 
 
 @pytest.fixture
-def stack(aws_env: str, clock: ManualClock, emulator: EmulatorServer) -> Iterator[Stack]:
-    built = Stack(endpoint=aws_env, clock=clock, emulator=emulator, settings=make_settings(emulator))
+def moto_stack(aws_env: str, clock: ManualClock, emulator: EmulatorServer) -> Iterator[MotoStack]:
+    built = MotoStack(aws_env, clock, emulator, make_settings(emulator.api_url))
     built.provision()
     try:
         yield built
     finally:
         built.close()
+
+
+@pytest.fixture
+def memory_stack(clock: ManualClock) -> Iterator[MemoryStack]:
+    built = MemoryStack(clock, emulator_config())
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """The moto stack for a test marked ``integration`` (it reads what only AWS has), the in-memory one otherwise."""
+    on_moto = request.node.get_closest_marker("integration") or request.config.getoption("stack") == "moto"
+    name = "moto_stack" if on_moto else "memory_stack"
+    built: Stack = request.getfixturevalue(name)
+    return built
 
 
 @pytest.fixture(scope="session")

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-import pytest
 
 from videobatch.domain.items import ItemState
 from videobatch_tools.samples import write_sample_video
 
-from .harness import BUCKET, Stack
-
-pytestmark = pytest.mark.integration
+from .harness import Stack
 
 
 def test_ready_lines_with_an_error_keep_their_warning_in_the_result_and_the_event(
@@ -25,7 +20,7 @@ def test_ready_lines_with_an_error_keep_their_warning_in_the_result_and_the_even
     item = stack.items.get(item_id)
     assert item is not None
     assert item.state is ItemState.DONE
-    document = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=item.result_key or "")["Body"].read())
+    document = stack.read_json(item.result_key or "")
     [warning] = document["warnings"]
     assert warning["window"] == 0
     assert warning["message"]

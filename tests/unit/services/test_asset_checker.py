@@ -9,8 +9,6 @@ from videobatch.services import asset_checker
 
 from .harness import Stack
 
-pytestmark = pytest.mark.integration
-
 
 def test_ready_assets_are_queued_with_windows(stack: Stack, videos: dict[str, Path]) -> None:
     short = stack.ingest("in/cat.mp4", videos["short"]).item_id

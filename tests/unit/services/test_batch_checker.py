@@ -1,4 +1,3 @@
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +9,7 @@ from videobatch.domain.records import BatchState
 from videobatch.domain.results import result_key
 from videobatch.errors import AuthenticationError, InvalidInputError, ServerError
 
-from .harness import BUCKET, Stack
-
-pytestmark = pytest.mark.integration
+from .harness import BUCKET, MotoStack, Stack
 
 
 def test_results_are_merged_written_and_reported(stack: Stack, videos: dict[str, Path]) -> None:
@@ -24,7 +21,7 @@ def test_results_are_merged_written_and_reported(stack: Stack, videos: dict[str,
     assert {item.state for item in items.values()} == {ItemState.DONE}
     long = items[ids[1]]
     assert long.result_key == result_key("results/", "in/b.mp4", None) == "results/in/b.mp4.json"
-    document = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=long.result_key)["Body"].read())
+    document = stack.read_json(long.result_key)
     assert (document["batch_id"], document["model"], document["item_id"]) == (batch_id, "pegasus1.5", ids[1])
     assert len(document["windows"]) == 2
     assert len(document["result"]["body"]) == 2  # json_schema profile: one document per window
@@ -52,12 +49,14 @@ def test_items_finish_while_the_batch_still_runs(stack: Stack, videos: dict[str,
     assert stack.checker().check_open().items_succeeded == 1
 
 
+@pytest.mark.integration  # reads S3's ETag and LastModified
 def test_results_are_written_once_when_checkers_race(stack: Stack, videos: dict[str, Path]) -> None:
     [item_id], batch_id = stack.submit(videos, ("short", "in/a.mp4"))
     stack.clock.advance(3600)
     stale = stack.items.get_many([item_id])
     stack.checker().check(batch_id)
     key = stack.items.get(item_id).result_key  # type: ignore[union-attr]
+    assert isinstance(stack, MotoStack)
     first = stack.s3.get_object(Bucket=BUCKET, Key=key)
     # A second checker that read the item and the batch before the first one finished them (stale snapshots).
     progress = stack.batches.get_progress(batch_id)
@@ -134,7 +133,7 @@ def test_a_key_too_long_to_mirror_gets_a_bounded_result_address_and_stops_nobody
     assert long.result_key is not None
     assert long.result_key.startswith("results/_long-keys/")
     assert len(long.result_key.encode()) <= 1024
-    document = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=long.result_key)["Body"].read())
+    document = stack.read_json(long.result_key)
     assert document["source"]["key"] == long_key  # the full key is inside
 
 
@@ -142,7 +141,7 @@ def test_a_result_file_written_by_someone_else_fails_that_video_alone(stack: Sta
     """An uploader wrote the exact result address of a video before its batch finished."""
     ids, batch_id = stack.submit(videos, ("short", "in/a.mp4"), ("short2", "in/b.mp4"))
     squatted = result_key("results/", "in/a.mp4", None)
-    stack.s3.put_object(Bucket=BUCKET, Key=squatted, Body=b'{"not": "ours"}')
+    stack.put_object(squatted, b'{"not": "ours"}')
     stack.clock.advance(3600)
     summary = stack.checker().check(batch_id)
     assert (summary.items_succeeded, summary.items_failed, summary.batches_closed) == (1, 1, 1)
@@ -153,7 +152,7 @@ def test_a_result_file_written_by_someone_else_fails_that_video_alone(stack: Sta
     assert failed.failure.code == "result_conflict"
     assert squatted in failed.failure.message
     assert batch_id in failed.failure.message
-    assert stack.s3.get_object(Bucket=BUCKET, Key=squatted)["Body"].read() == b'{"not": "ours"}'  # not overwritten
+    assert stack.read_object(squatted) == b'{"not": "ours"}'  # not overwritten
     failed_events = [e for e in stack.observed_events() if e["detail-type"] == "Item Failed"]
     assert [e["detail"]["failure_code"] for e in failed_events] == ["result_conflict"]
     assert stack.metrics.total("ItemsFailedPipeline") == 1

@@ -5,7 +5,6 @@ from typing import Any
 import pytest
 
 from tests.recovery.support import Wrapped, assert_each_submitted_once
-from videobatch.adapters.scheduler import schedule_name
 from videobatch.domain.items import ItemState, Window
 from videobatch.domain.profiles import load_profiles
 from videobatch.domain.records import ClaimState
@@ -15,8 +14,6 @@ from videobatch.services.ingest import parse_object_created
 from videobatch.twelvelabs.models import BatchCreateRequest, BatchItemRequest, VideoContext
 
 from .harness import Stack
-
-pytestmark = pytest.mark.integration
 
 
 def occupy_slots(stack: Stack, asset_id: str, count: int) -> None:
@@ -53,8 +50,7 @@ def test_full_wait_submits_one_batch_with_every_window(stack: Stack, videos: dic
     claim = stack.claims.get(record.claim_id)
     assert claim is not None
     assert (claim.state, claim.batch_id) == (ClaimState.CREATED, batch_id)
-    schedule = stack.scheduler_client.get_schedule(Name=schedule_name(batch_id))
-    assert schedule["ScheduleExpression"].startswith("at(")
+    assert stack.scheduled_check(batch_id) is not None
     [event] = stack.observed_events()
     assert event["detail-type"] == "Batch Submitted"
     assert (event["detail"]["item_count"], event["detail"]["request_count"]) == (2, 3)

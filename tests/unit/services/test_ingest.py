@@ -11,8 +11,6 @@ from videobatch.services.ingest import IngestOutcome, parse_object_created
 
 from .harness import BUCKET, Stack
 
-pytestmark = pytest.mark.integration
-
 
 def test_upload_becomes_an_item_with_an_asset(stack: Stack, videos: dict[str, Path]) -> None:
     result = stack.ingest("in/cat.mp4", videos["short"])
@@ -91,12 +89,12 @@ def test_results_are_ignored(stack: Stack, videos: dict[str, Path]) -> None:
 
 def test_deleted_object_is_rejected(stack: Stack, videos: dict[str, Path]) -> None:
     event = stack.put_video("in/cat.mp4", videos["short"])
-    stack.s3.delete_object(Bucket=BUCKET, Key="in/cat.mp4")
+    stack.delete_object("in/cat.mp4")
     assert stack.ingest_service().handle(parse_object_created(event)).reason == "object_missing"
 
 
 def test_versions_are_separate_items(stack: Stack, videos: dict[str, Path]) -> None:
-    stack.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    stack.enable_versioning()
     first = stack.ingest("in/cat.mp4", videos["short"])
     second = stack.ingest("in/cat.mp4", videos["short2"])
     assert first.item_id != second.item_id

@@ -1,4 +1,4 @@
-"""Resumable multipart uploads on the service harness (moto server + emulator over HTTP).
+"""Resumable multipart uploads on the service harness (the in-memory stack, the emulator in process).
 
 The emulator hands out 4,096-byte chunks (conftest), so the 28 kB sample video is a 7-chunk upload; the URL limit is
 lowered for these tests so the real ingest path plans it as multipart, exactly as it plans a 5 GB video. The emulator
@@ -23,8 +23,6 @@ from videobatch.services.ports import ObjectRef
 from videobatch.twelvelabs import limits
 
 from .harness import Stack
-
-pytestmark = pytest.mark.integration
 
 KEY = "long/match.mp4"
 CHUNK_BYTES = 4096  # the emulator's chunk size in these tests (conftest)

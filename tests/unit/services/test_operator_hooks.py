@@ -4,11 +4,9 @@ terminal items' assets deleted with DeleteAssets=after_result."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from videobatch.domain.control import PipelineControl
@@ -18,13 +16,12 @@ from videobatch.domain.results import POINTER_KIND, latest_pointer_key
 from videobatch.services.ports import ObjectRef
 from videobatch.services.result_pointers import point_latest
 
-from .harness import BUCKET, Stack
-
-pytestmark = pytest.mark.integration
+from .harness import BUCKET, MotoStack, Stack
 
 
 def count_calls(stack: Stack, operation: str) -> list[dict[str, Any]]:
-    """Every ``operation`` call the stack's DynamoDB client makes from now on (its parameters)."""
+    """Every ``operation`` call the stack's DynamoDB client makes from now on (its parameters): moto only."""
+    assert isinstance(stack, MotoStack), "count DynamoDB calls on the moto stack (mark the test integration)"
     calls: list[dict[str, Any]] = []
     stack.dynamodb.meta.events.register(
         f"before-parameter-build.dynamodb.{operation}", lambda params, **_: calls.append(dict(params))
@@ -32,6 +29,7 @@ def count_calls(stack: Stack, operation: str) -> list[dict[str, Any]]:
     return calls
 
 
+@pytest.mark.integration  # counts the DynamoDB calls
 def test_a_batch_check_counts_its_successes_in_one_write_with_their_usage(
     stack: Stack, videos: dict[str, Path]
 ) -> None:
@@ -82,7 +80,7 @@ def test_a_paused_pipeline_sends_no_batch_and_says_so(stack: Stack, videos: dict
 def test_the_latest_pointer_names_the_result_and_an_older_registration_never_replaces_it(
     stack: Stack, videos: dict[str, Path]
 ) -> None:
-    stack.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    stack.enable_versioning()
     [first], _ = stack.submit(videos, ("short", "in/a.mp4"))
     stack.clock.advance(3600)
     stack.checker().check_open()
@@ -90,7 +88,7 @@ def test_the_latest_pointer_names_the_result_and_an_older_registration_never_rep
     assert old is not None
     assert old.result_key is not None
     pointer_key = latest_pointer_key("results/", "in/a.mp4")
-    pointer = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=pointer_key)["Body"].read())
+    pointer = stack.read_json(pointer_key)
     assert pointer["kind"] == POINTER_KIND
     assert pointer["result_s3_uri"] == f"s3://{BUCKET}/{old.result_key}"
     assert pointer["source"] == {"bucket": BUCKET, "key": "in/a.mp4", "version_id": old.version_id}
@@ -101,21 +99,20 @@ def test_the_latest_pointer_names_the_result_and_an_older_registration_never_rep
     new = stack.items.get(second)
     assert new is not None
     assert new.version_id != old.version_id
-    pointer = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=pointer_key)["Body"].read())
+    pointer = stack.read_json(pointer_key)
     assert pointer["result_s3_uri"] == f"s3://{BUCKET}/{new.result_key}"
     # The older one's result stored again (a late check) leaves it alone, and nothing overwrites a non-pointer.
     assert not point_latest(stack.objects, bucket=BUCKET, results_prefix="results/", item=old, key=old.result_key)
-    assert json.loads(stack.s3.get_object(Bucket=BUCKET, Key=pointer_key)["Body"].read()) == pointer
+    assert stack.read_json(pointer_key) == pointer
     squatter = latest_pointer_key("results/", "in/c.mp4")
-    stack.s3.put_object(Bucket=BUCKET, Key=squatter, Body=b"someone's file")
+    stack.put_object(squatter, b"someone's file")
     impostor = old.model_copy(update={"key": "in/c.mp4"})
     assert not point_latest(stack.objects, bucket=BUCKET, results_prefix="results/", item=impostor, key="x")
-    assert stack.s3.get_object(Bucket=BUCKET, Key=squatter)["Body"].read() == b"someone's file"
+    assert stack.read_object(squatter) == b"someone's file"
 
 
 def assets(stack: Stack) -> set[str]:
-    state = httpx.get(f"{stack.emulator.base_url}/_emulator/state").json()
-    return {asset["_id"] for asset in state["assets"]}
+    return {asset["_id"] for asset in stack.emulator_state()["assets"]}
 
 
 def test_after_result_deletes_the_assets_of_terminal_items(stack: Stack, videos: dict[str, Path]) -> None:
@@ -136,7 +133,7 @@ def test_after_result_deletes_the_assets_of_terminal_items(stack: Stack, videos:
 def make_asset(stack: Stack, videos: dict[str, Path], *, item_id: str, bucket: str) -> str:
     """An asset as ingest creates one (its user_metadata names the item), with no item recording it."""
     key = f"in/orphan-{item_id[:6]}.mp4"
-    stack.s3.put_object(Bucket=BUCKET, Key=key, Body=videos["short"].read_bytes())
+    stack.put_object(key, videos["short"].read_bytes())
     url = stack.objects.presigned_get_url(ObjectRef(bucket=BUCKET, key=key), 3600)
     metadata = {"item_id": item_id, "bucket": bucket, "key": key}
     return stack.twelvelabs.create_asset_from_url(url, filename="orphan.mp4", user_metadata=metadata).id

@@ -17,8 +17,6 @@ from videobatch.services.reconciler import (
 
 from .harness import Stack
 
-pytestmark = pytest.mark.integration
-
 
 def _reconciler(stack: Stack, **ports: Any) -> ReconcileService:
     """As the Lambdas wire it; ``ports`` replaces some of the runtime's adapters (items, claims, twelvelabs, ...)."""

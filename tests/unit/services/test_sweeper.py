@@ -11,8 +11,6 @@ from videobatch.services.sweeper import SweepService
 
 from .harness import BUCKET, Stack
 
-pytestmark = pytest.mark.integration
-
 
 def _sweeper(stack: Stack) -> SweepService:
     return stack.runtime.sweep_service()

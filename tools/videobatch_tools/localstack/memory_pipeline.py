@@ -89,6 +89,27 @@ class _WiringInvoker:
         self.wiring.invoke_later(function_id, dict(payload))
 
 
+class ObjectStoreFetcher:
+    """The emulator's URL fetch for presigned URLs of a ``MemoryObjectStore``: the object read from the store, with
+    the checks an HTTP fetch has (the allow-list, 404, the size bound)."""
+
+    def __init__(self, objects: MemoryObjectStore) -> None:
+        self._objects = objects
+
+    def __call__(self, url: str, target: Path, *, max_bytes: int, allowed: HostAllowList) -> None:
+        parts = urlsplit(url)
+        if not allowed.allows(url) or parts.hostname != MemoryObjectStore.PRESIGNED_HOST:
+            raise FetchError(f"Could not fetch the URL: the host of {parts.hostname} is not allowed.")
+        bucket, _, key = parts.path.lstrip("/").partition("/")
+        version = parse_qs(parts.query).get("versionId", [None])[-1]
+        found = self._objects.object(ObjectRef(bucket=unquote(bucket), key=unquote(key), version_id=version))
+        if found is None:
+            raise FetchError("Could not fetch the URL: the server answered HTTP 404.")
+        if len(found.body) > max_bytes:
+            raise FetchError(f"The file at the URL exceeds the {max_bytes}-byte limit for URL uploads.")
+        target.write_bytes(found.body)
+
+
 class MemoryPipeline(PipelineLifecycle):
     """``with MemoryPipeline() as pipeline: pipeline.upload(...); pipeline.wiring.step()`` (no servers)."""
 
@@ -141,7 +162,9 @@ class MemoryPipeline(PipelineLifecycle):
             seed=self._seed,
             url_fetch_allowed_hosts=(MemoryObjectStore.PRESIGNED_HOST,),
         )
-        self.emulator = EmulatorServer(config, clock=self.clock, sleep=self.transport.sleep, url_fetcher=self._fetch)
+        self.emulator = EmulatorServer(
+            config, clock=self.clock, sleep=self.transport.sleep, url_fetcher=ObjectStoreFetcher(self.objects)
+        )
         self._exit.callback(self.emulator.stop)  # never started: removes its storage directory
         self.transport.bind(self.emulator, base_url=EMULATOR_BASE_URL)
 
@@ -188,21 +211,6 @@ class MemoryPipeline(PipelineLifecycle):
             scheduler=MemorySchedulerClient(scheduler, target_arn=self.settings.batch_checker_arn),
         )
         invoker.wiring = self.wiring
-
-    # --- the emulator's URL assets, read from the object store ----------------------------------------------------
-
-    def _fetch(self, url: str, target: Path, *, max_bytes: int, allowed: HostAllowList) -> None:
-        parts = urlsplit(url)
-        if not allowed.allows(url) or parts.hostname != MemoryObjectStore.PRESIGNED_HOST:
-            raise FetchError(f"Could not fetch the URL: the host of {parts.hostname} is not allowed.")
-        bucket, _, key = parts.path.lstrip("/").partition("/")
-        version = parse_qs(parts.query).get("versionId", [None])[-1]
-        found = self.objects.object(ObjectRef(bucket=unquote(bucket), key=unquote(key), version_id=version))
-        if found is None:
-            raise FetchError("Could not fetch the URL: the server answered HTTP 404.")
-        if len(found.body) > max_bytes:
-            raise FetchError(f"The file at the URL exceeds the {max_bytes}-byte limit for URL uploads.")
-        target.write_bytes(found.body)
 
     # --- driving ------------------------------------------------------------------------------------------------
 
