@@ -127,11 +127,22 @@ class TwelveLabsClient:
         self._attempt_timeout_seconds = attempt_timeout_seconds
         self._policy = retry_policy or RetryPolicy()
         self._on_response = on_response
+        self._base_url = base_url
+        self._transport = transport
+        self._client: httpx.Client | None = None
+
+    @property
+    def _http(self) -> httpx.Client:
+        # Made on first use, as boto3 makes its connection pool: the TLS context (loading the CA bundle, ~30 ms)
+        # is not paid by a cold start whose invocation never calls TwelveLabs (a flusher with no free slot).
         # No default headers: the key is read per request, so a rotated key is picked up without a new client.
-        self._http = httpx.Client(base_url=base_url, transport=transport)
+        if self._client is None:
+            self._client = httpx.Client(base_url=self._base_url, transport=self._transport)
+        return self._client
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.close()
 
     def __enter__(self) -> TwelveLabsClient:
         return self
