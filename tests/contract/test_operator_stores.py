@@ -107,6 +107,22 @@ def outcome(n: int, state: str, at: datetime, **changes: object) -> Outcome:
     return base.model_copy(update=changes)
 
 
+def test_a_large_write_of_long_keys_is_journalled_whole_and_in_order(backend: Backend) -> None:
+    """More outcomes than one journal chunk holds, keys of 1,000 bytes (past the byte bound before the count one),
+    two runs written at the same time (interleaved finish times), one retracted from the middle of a chunk."""
+    day = T0.date()
+    long_key = "k/" + "x" * 990
+    first = [outcome(n, "failed", T0 + timedelta(seconds=2 * n), key=f"{long_key}{n:04d}") for n in range(450)]
+    second = [outcome(1000 + n, "failed", T0 + timedelta(seconds=2 * n + 1)) for n in range(30)]
+    backend.ledger.record(first)
+    backend.ledger.record(second)
+    backend.ledger.retract(first[200])
+    listed = list(backend.ledger.iter_outcomes("failed", day))
+    expected = sorted([*first, *second], key=lambda o: o.sort_key, reverse=True)
+    expected.remove(first[200])
+    assert listed == expected
+
+
 def test_day_totals_add_up_across_writes_and_days(backend: Backend) -> None:
     day = T0.date()
     backend.ledger.record([outcome(1, "done", T0), outcome(2, "done", T0 + timedelta(minutes=7))])

@@ -6,13 +6,18 @@ Records (beside items, batches, claims and leases; docs/dynamodb.md):
   ``failed_pipeline``, ``content_seconds``, ``windows``, ``input_tokens``, ``output_tokens``) and per 5-minute slot
   ``d_{slot}`` / ``f_{slot}`` (done / failed). One ``UpdateItem ... ADD`` per day a write touches: atomic, so
   concurrent functions never lose each other's counts, and no read first. Kept ``DAY_RETENTION_SECONDS``.
-- ``pk = OUTCOME#{state}#{yyyy-mm-dd}``, ``sk = {finished_at}#{item_id}``: one journal entry per outcome, written
-  with ``BatchWriteItem`` (a put: writing one twice changes nothing) and kept as long as the item (90 days).
-  Queried newest first on the table itself: no index, terminal items stay out of the work queues.
+- ``pk = OUTCOME#{state}#{yyyy-mm-dd}``: the journal of the day's outcomes, in chunks. ``sk = C#{newest}#{digest}``
+  holds the outcomes one ``record`` call wrote (up to ``CHUNK_MAX_OUTCOMES`` or ``CHUNK_MAX_BYTES``) as one JSON
+  string: DynamoDB bills a write by the kilobyte, so 200 outcomes of ~250 bytes cost ~50 WCU in one chunk and 200
+  in entries of their own (each under 1 KB, each rounded up). The key is the content's, so a retried write puts
+  the same chunk again; readers drop an outcome seen twice. ``sk = R#{finished_at}#{item_id}`` is a retraction
+  (an operator requeued the failure). Entries of the earlier layout (``sk = {finished_at}#{item_id}``, one per
+  outcome) are still read and retracted. Kept as long as the items (90 days); read on the table itself, no index.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -20,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer
 
 from videobatch.domain.outcomes import DayTotals, Outcome, OutcomeState, by_day
 from videobatch.errors import VideoBatchError
@@ -33,6 +38,11 @@ STATS_SK: Final = "STATS"
 OUTCOME_RETENTION_SECONDS: Final = 90 * 24 * 3600
 DAY_RETENTION_SECONDS: Final = 455 * 24 * 3600
 _BATCH_WRITE_MAX: Final = 25
+CHUNK_MAX_OUTCOMES: Final = 200
+# Far below the 400 KB an item may hold; with keys of up to 1 KB the count alone would not bound it.
+CHUNK_MAX_BYTES: Final = 128 * 1024
+CHUNK_PREFIX: Final = "C#"
+RETRACTED_PREFIX: Final = "R#"
 _BATCH_GET_MAX: Final = 100
 _UNPROCESSED_RETRIES: Final = 5
 _COUNTERS: Final = (
@@ -46,7 +56,6 @@ _COUNTERS: Final = (
     "output_tokens",
 )
 
-_serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
@@ -85,13 +94,15 @@ class DynamoOutcomeLedger:
         """A failure an operator requeued: no longer counted as failed (its slot keeps the throughput) nor listed."""
         change = DayTotals.of_outcomes(outcome.day, [outcome])
         self._add(change.model_copy(update={"done_slots": {}, "failed_slots": {}}), sign=-1)
-        self._client.delete_item(
-            TableName=self._table,
-            Key={"pk": {"S": outcome_pk(outcome.state, outcome.day)}, "sk": {"S": outcome.sort_key}},
-        )
+        pk = outcome_pk(outcome.state, outcome.day)
+        ttl = int((outcome.finished_at + timedelta(seconds=OUTCOME_RETENTION_SECONDS)).timestamp())
+        tombstone = {"pk": {"S": pk}, "sk": {"S": RETRACTED_PREFIX + outcome.sort_key}, "ttl": {"N": str(ttl)}}
+        self._client.put_item(TableName=self._table, Item=tombstone)
+        # An entry of the earlier layout, if the outcome has one.
+        self._client.delete_item(TableName=self._table, Key={"pk": {"S": pk}, "sk": {"S": outcome.sort_key}})
 
     def _journal(self, outcomes: Sequence[Outcome]) -> None:
-        requests = [{"PutRequest": {"Item": self._entry(outcome)}} for outcome in outcomes]
+        requests = [{"PutRequest": {"Item": chunk}} for chunk in self._chunks(outcomes)]
         for start in range(0, len(requests), _BATCH_WRITE_MAX):
             pending: dict[str, Any] = {self._table: requests[start : start + _BATCH_WRITE_MAX]}
             for attempt in range(_UNPROCESSED_RETRIES + 1):
@@ -103,11 +114,36 @@ class DynamoOutcomeLedger:
             if pending:
                 raise LedgerWriteError(f"{len(pending[self._table])} outcome entries not written (throttled)")
 
-    def _entry(self, outcome: Outcome) -> dict[str, Any]:
-        plain: dict[str, Any] = json.loads(outcome.model_dump_json(exclude_none=True), parse_float=Decimal)
-        ttl = int((outcome.finished_at + timedelta(seconds=OUTCOME_RETENTION_SECONDS)).timestamp())
-        plain |= {"pk": outcome_pk(outcome.state, outcome.day), "sk": outcome.sort_key, "ttl": ttl}
-        return {name: _serializer.serialize(value) for name, value in plain.items()}
+    def _chunks(self, outcomes: Sequence[Outcome]) -> Iterator[dict[str, Any]]:
+        """The outcomes as chunk records, one run per (state, day), newest first within a chunk."""
+        groups: dict[tuple[OutcomeState, date], list[Outcome]] = {}
+        for outcome in outcomes:
+            groups.setdefault((outcome.state, outcome.day), []).append(outcome)
+        for (state, day), group in groups.items():
+            chunk: list[str] = []
+            size = 0
+            newest_first = sorted({o.sort_key: o for o in group}.values(), key=lambda o: o.sort_key, reverse=True)
+            for outcome in newest_first:
+                encoded = outcome.model_dump_json(exclude_none=True)
+                encoded_bytes = len(encoded.encode())  # DynamoDB counts UTF-8 bytes
+                if chunk and (len(chunk) == CHUNK_MAX_OUTCOMES or size + encoded_bytes > CHUNK_MAX_BYTES):
+                    yield self._chunk(state, day, chunk)
+                    chunk, size = [], 0
+                chunk.append(encoded)
+                size += encoded_bytes + 1
+            yield self._chunk(state, day, chunk)
+
+    def _chunk(self, state: OutcomeState, day: date, encoded: list[str]) -> dict[str, Any]:
+        body = "[" + ",".join(encoded) + "]"
+        digest = hashlib.sha256(body.encode()).hexdigest()[:16]
+        newest = Outcome.model_validate_json(encoded[0])
+        ttl = int((newest.finished_at + timedelta(seconds=OUTCOME_RETENTION_SECONDS)).timestamp())
+        return {
+            "pk": {"S": outcome_pk(state, day)},
+            "sk": {"S": f"{CHUNK_PREFIX}{newest.sort_key}#{digest}"},
+            "outcomes": {"S": body},
+            "ttl": {"N": str(ttl)},
+        }
 
     def _add(self, change: DayTotals, *, sign: int) -> None:
         additions: dict[str, float] = {name: getattr(change, name) for name in _COUNTERS if getattr(change, name)}
@@ -149,22 +185,34 @@ class DynamoOutcomeLedger:
     def iter_outcomes(
         self, state: OutcomeState, day: date, *, before: str | None = None, page_size: int = 100
     ) -> Iterator[Outcome]:
-        condition = "pk = :pk"
-        values: dict[str, Any] = {":pk": {"S": outcome_pk(state, day)}}
-        if before is not None:
-            condition += " AND sk < :before"
-            values[":before"] = {"S": before}
+        """The day's outcomes newest first (before ``before``, a sort key). Reads the whole day's journal: chunks
+        written at the same time overlap in time, so no chunk can be skipped by its key (an operator's read)."""
+        found: dict[str, Outcome] = {}
+        retracted: set[str] = set()
+        for attributes in self._query_day(outcome_pk(state, day), page_size):
+            sk = attributes["sk"]["S"]
+            if sk.startswith(RETRACTED_PREFIX):
+                retracted.add(sk.removeprefix(RETRACTED_PREFIX))
+            elif sk.startswith(CHUNK_PREFIX):
+                for plain in json.loads(attributes["outcomes"]["S"]):
+                    outcome = Outcome.model_validate(plain)
+                    found[outcome.sort_key] = outcome
+            else:
+                found[sk] = _outcome(attributes)
+        for sort_key in sorted(found.keys() - retracted, reverse=True):
+            if before is None or sort_key < before:
+                yield found[sort_key]
+
+    def _query_day(self, pk: str, page_size: int) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-            "ScanIndexForward": False,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
             "Limit": page_size,
         }
         while True:
             response = self._client.query(**kwargs)
-            for attributes in response.get("Items", []):
-                yield _outcome(attributes)
+            yield from response.get("Items", [])
             last = response.get("LastEvaluatedKey")
             if not last:
                 return
