@@ -38,6 +38,8 @@ bench: install
 	$(BIN)/python benchmarks/flush_scale.py
 	$(BIN)/python benchmarks/multipart_upload.py
 	$(BIN)/python benchmarks/simulation_speed.py
+	$(BIN)/python benchmarks/cost_per_video.py
+	$(BIN)/python benchmarks/throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
