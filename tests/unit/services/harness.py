@@ -32,16 +32,10 @@ from videobatch.adapters.dynamodb import (
 from videobatch.adapters.events import EventBridgePublisher
 from videobatch.adapters.ledger import DynamoOutcomeLedger
 from videobatch.adapters.memory import (
-    MemoryBatchStore,
-    MemoryClaimStore,
-    MemoryControlStore,
     MemoryEventBus,
     MemoryInvoker,
     MemoryItemStore,
-    MemoryLeaseStore,
     MemoryObjectStore,
-    MemoryOutcomeLedger,
-    MemoryReplayGuard,
     MemoryScheduler,
 )
 from videobatch.adapters.s3 import S3ObjectStore
@@ -51,7 +45,7 @@ from videobatch.config import Settings
 from videobatch.domain.events import to_put_events_entry
 from videobatch.domain.profiles import ProfileSet, load_default_profiles
 from videobatch.domain.records import ItemRecord
-from videobatch.runtime import Runtime
+from videobatch.runtime import Runtime, build_memory_runtime
 from videobatch.services.asset_checker import AssetCheckService
 from videobatch.services.batch_checker import BatchCheckService
 from videobatch.services.flusher import FlushService
@@ -240,18 +234,6 @@ class Stack:
         return self.ingest_service().handle(parse_object_created(self.put_video(key, path)))
 
 
-def _runtime(stack: Stack, **ports: Any) -> Runtime:
-    return Runtime(
-        settings=stack.settings,
-        clock=stack.clock,
-        twelvelabs=stack.twelvelabs,
-        profiles=stack.profiles,
-        metrics=stack.metrics,
-        invoker=stack.invoker,
-        **ports,
-    )
-
-
 class MemoryStack(Stack):
     """The in-memory ports (``videobatch.adapters.memory``, held to the AWS adapters by ``tests/contract``) and the
     emulator's core in process (``InProcessTransport``): the same services, no sockets, no moto."""
@@ -263,7 +245,6 @@ class MemoryStack(Stack):
         self.invoker = MemoryInvoker()
         self.store = MemoryObjectStore(versioned=False)  # as a new bucket: versioning off until turned on
         self.bus = MemoryEventBus()
-        self.scheduler = MemoryScheduler()
         transport = InProcessTransport()
         config = emulator_config.model_copy(update={"url_fetch_allowed_hosts": (MemoryObjectStore.PRESIGNED_HOST,)})
         self.emulator = EmulatorServer(
@@ -273,19 +254,20 @@ class MemoryStack(Stack):
         self.settings = make_settings(EMULATOR_API_URL, **setting_overrides)
         self.twelvelabs = TwelveLabsClient(API_KEY, base_url=EMULATOR_API_URL, clock=clock, transport=transport)
         self._control = httpx.Client(transport=transport, base_url=EMULATOR_BASE_URL)
-        self.runtime = _runtime(
-            self,
-            items=MemoryItemStore(),
-            batches=MemoryBatchStore(),
-            claims=MemoryClaimStore(),
-            leases=MemoryLeaseStore(),
+        # The composition the fast simulation uses (build_memory_runtime), over this stack's store, bus and clock.
+        self.runtime = build_memory_runtime(
+            self.settings,
+            clock=clock,
+            twelvelabs=self.twelvelabs,
             objects=self.store,
             events=self.bus,
-            scheduler=self.scheduler,
-            replays=MemoryReplayGuard(),
-            ledger=MemoryOutcomeLedger(),
-            control=MemoryControlStore(),
+            invoker=self.invoker,
+            profiles=self.profiles,
+            metrics_sink=self.metrics,
         )
+        scheduler = self.runtime.scheduler
+        assert isinstance(scheduler, MemoryScheduler)
+        self.scheduler = scheduler
 
     def overwrite_item(self, item: ItemRecord) -> None:
         items = self.runtime.items
@@ -349,8 +331,13 @@ class MotoStack(Stack):
         # What the services ask Lambda to start (the flusher after a batch closes): recorded, not run.
         self.invoker = MemoryInvoker()
         table = settings.table_name
-        self.runtime = _runtime(
-            self,
+        self.runtime = Runtime(
+            settings=settings,
+            clock=clock,
+            twelvelabs=self.twelvelabs,
+            profiles=self.profiles,
+            metrics=self.metrics,
+            invoker=self.invoker,
             items=DynamoItemRepository(self.dynamodb, table),
             batches=DynamoBatchRepository(self.dynamodb, table),
             claims=DynamoClaimRepository(self.dynamodb, table),
