@@ -350,7 +350,6 @@ def build_runtime(
     from videobatch.adapters.events import EventBridgePublisher
     from videobatch.adapters.invoker import LambdaInvoker
     from videobatch.adapters.ledger import DynamoOutcomeLedger
-    from videobatch.adapters.profiles_source import profile_source
     from videobatch.adapters.s3 import S3ObjectStore
     from videobatch.adapters.scheduler import BatchExpiryScheduler
     from videobatch.adapters.secrets import SecretApiKeyProvider
@@ -369,6 +368,8 @@ def build_runtime(
     key = api_key or SecretApiKeyProvider(client("secretsmanager"), settings.twelvelabs_api_key_secret)
     source = None
     if profiles is None and settings.profiles_source:
+        from videobatch.adapters.profiles_source import profile_source  # Powertools' parameters: only if used
+
         source = profile_source(
             settings.profiles_source,
             aws,
