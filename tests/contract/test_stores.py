@@ -101,6 +101,17 @@ def test_queues_list_oldest_first_across_pages_and_respect_until(backend: Backen
     assert list(backend.items.iter_queue(queued_queue("time_based_metadata"))) == []
 
 
+def test_pages_are_read_from_the_index_as_it_is_when_each_is_reached(backend: Backend) -> None:
+    """A reader pages a queue while a writer moves items: an item claimed before its page is read is not listed
+    (each page continues after the last key returned, as a Query with ExclusiveStartKey does)."""
+    items = [queued_at(backend, n, T0 + timedelta(minutes=n)) for n in range(6)]
+    pages = backend.items.iter_queue(queued_queue("general"), page_size=2)
+    seen = [next(pages).key, next(pages).key]
+    backend.items.save(items[3].claim("c1", now=T0), items[3])  # on the next page, not read yet
+    seen += [item.key for item in pages]
+    assert seen == [f"videos/{n}.mp4" for n in (0, 1, 2, 4, 5)]
+
+
 def test_terminal_items_leave_the_queues(backend: Backend) -> None:
     stored, _ = backend.items.create(registered())
     assert [(item.item_id, item.state) for item in backend.items.iter_queue(INTAKE_QUEUE)] == [
