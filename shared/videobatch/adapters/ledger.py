@@ -71,6 +71,11 @@ def outcome_pk(state: OutcomeState, day: date) -> str:
     return f"OUTCOME#{state}#{day.isoformat()}"
 
 
+def _ttl(outcome: Outcome) -> dict[str, str]:
+    """A journal record lives as long as the item it describes."""
+    return {"N": str(int((outcome.finished_at + timedelta(seconds=OUTCOME_RETENTION_SECONDS)).timestamp()))}
+
+
 def _number(value: float) -> dict[str, str]:
     return {"N": str(Decimal(str(value)))}
 
@@ -95,8 +100,7 @@ class DynamoOutcomeLedger:
         change = DayTotals.of_outcomes(outcome.day, [outcome])
         self._add(change.model_copy(update={"done_slots": {}, "failed_slots": {}}), sign=-1)
         pk = outcome_pk(outcome.state, outcome.day)
-        ttl = int((outcome.finished_at + timedelta(seconds=OUTCOME_RETENTION_SECONDS)).timestamp())
-        tombstone = {"pk": {"S": pk}, "sk": {"S": RETRACTED_PREFIX + outcome.sort_key}, "ttl": {"N": str(ttl)}}
+        tombstone = {"pk": {"S": pk}, "sk": {"S": RETRACTED_PREFIX + outcome.sort_key}, "ttl": _ttl(outcome)}
         self._client.put_item(TableName=self._table, Item=tombstone)
         # An entry of the earlier layout, if the outcome has one.
         self._client.delete_item(TableName=self._table, Key={"pk": {"S": pk}, "sk": {"S": outcome.sort_key}})
@@ -120,29 +124,29 @@ class DynamoOutcomeLedger:
         for outcome in outcomes:
             groups.setdefault((outcome.state, outcome.day), []).append(outcome)
         for (state, day), group in groups.items():
+            newest_first = sorted({o.sort_key: o for o in group}.values(), key=lambda o: o.sort_key, reverse=True)
             chunk: list[str] = []
             size = 0
-            newest_first = sorted({o.sort_key: o for o in group}.values(), key=lambda o: o.sort_key, reverse=True)
+            newest = newest_first[0]
             for outcome in newest_first:
                 encoded = outcome.model_dump_json(exclude_none=True)
                 encoded_bytes = len(encoded.encode())  # DynamoDB counts UTF-8 bytes
                 if chunk and (len(chunk) == CHUNK_MAX_OUTCOMES or size + encoded_bytes > CHUNK_MAX_BYTES):
-                    yield self._chunk(state, day, chunk)
-                    chunk, size = [], 0
+                    yield self._chunk(state, day, newest, chunk)
+                    chunk, size, newest = [], 0, outcome
                 chunk.append(encoded)
                 size += encoded_bytes + 1
-            yield self._chunk(state, day, chunk)
+            yield self._chunk(state, day, newest, chunk)
 
-    def _chunk(self, state: OutcomeState, day: date, encoded: list[str]) -> dict[str, Any]:
+    @staticmethod
+    def _chunk(state: OutcomeState, day: date, newest: Outcome, encoded: list[str]) -> dict[str, Any]:
         body = "[" + ",".join(encoded) + "]"
         digest = hashlib.sha256(body.encode()).hexdigest()[:16]
-        newest = Outcome.model_validate_json(encoded[0])
-        ttl = int((newest.finished_at + timedelta(seconds=OUTCOME_RETENTION_SECONDS)).timestamp())
         return {
             "pk": {"S": outcome_pk(state, day)},
             "sk": {"S": f"{CHUNK_PREFIX}{newest.sort_key}#{digest}"},
             "outcomes": {"S": body},
-            "ttl": {"N": str(ttl)},
+            "ttl": _ttl(newest),
         }
 
     def _add(self, change: DayTotals, *, sign: int) -> None:
