@@ -174,6 +174,67 @@ def test_an_upload_without_an_item_and_a_stuck_item_are_lost() -> None:
     assert c.counts()["pending"] == 1
 
 
+def queued(c: InvariantChecker, item_id: str = ITEM, at: datetime = T0) -> None:
+    c.record_write(create(item_id, at=at))
+    c.record_write(save(1, S.REGISTERED, S.ASSET_PROCESSING, item_id=item_id, at=at))
+    c.record_write(save(2, S.ASSET_PROCESSING, S.QUEUED, item_id=item_id, at=at))
+
+
+def hold_every_slot(c: InvariantChecker, max_active: int, *, until_hours: float | None) -> None:
+    c.observe_batches([batch(f"held{n}", 0, until_hours, request("f" * 32, 1, n)) for n in range(max_active)])
+
+
+def test_a_queued_item_waiting_while_every_slot_is_held_is_overload_not_lost() -> None:
+    c = checker(max_active=2)
+    hold_every_slot(c, 2, until_hours=None)
+    queued(c)
+    for hours in range(0, 24 * 5, 6):  # five days behind batches that never end
+        c.check_progress(T0 + timedelta(hours=hours))
+    assert c.counts()["lost"] == 0
+    c.observe_batches([batch("held0", 0, 120, request("f" * 32, 1, 0))])  # a slot frees, nobody takes the item
+    c.check_progress(T0 + timedelta(hours=121))
+    c.check_progress(T0 + timedelta(hours=126, minutes=59))
+    assert c.counts()["lost"] == 0  # 5 h 59 min of free-slot time
+    c.check_progress(T0 + timedelta(hours=127, minutes=1))
+    assert c.counts()["lost"] == 1
+    assert "with a slot free" in c.violations[0].detail
+
+
+def test_a_queued_item_with_free_slots_and_no_taker_is_lost_after_the_idle_bound() -> None:
+    c = checker(max_active=2)
+    queued(c)
+    c.check_progress(T0)
+    c.check_progress(T0 + timedelta(hours=5))
+    assert c.counts()["lost"] == 0
+    c.check_progress(T0 + timedelta(hours=6, minutes=1))
+    assert c.counts()["lost"] == 1
+
+
+def test_the_idle_clock_restarts_when_a_queued_item_moves_and_comes_back() -> None:
+    c = checker(max_active=2)
+    queued(c)
+    c.check_progress(T0)
+    c.check_progress(T0 + timedelta(hours=5))
+    c.record_write(save(3, S.QUEUED, S.CLAIMED, at=T0 + timedelta(hours=5)))
+    c.record_write(save(4, S.CLAIMED, S.QUEUED, at=T0 + timedelta(hours=5, minutes=1)))  # a retryable rejection
+    c.check_progress(T0 + timedelta(hours=10))
+    assert c.counts()["lost"] == 0  # the first queueing's entry is stale; this one has waited 5 h
+    c.check_progress(T0 + timedelta(hours=11, minutes=2))
+    assert c.counts()["lost"] == 1
+
+
+def test_a_claimed_item_is_held_to_the_wall_clock_bound_whatever_the_slots() -> None:
+    c = checker(max_active=1)
+    hold_every_slot(c, 1, until_hours=None)
+    queued(c)
+    c.record_write(save(3, S.QUEUED, S.CLAIMED))
+    c.check_progress(T0 + timedelta(days=2))
+    assert c.counts()["lost"] == 0
+    c.check_progress(T0 + timedelta(days=3, minutes=1))
+    assert c.counts()["lost"] == 1
+    assert "claimed unchanged" in c.violations[0].detail
+
+
 def test_a_failed_item_without_a_code_and_message_counts_as_lost() -> None:
     c = checker()
     c.record_write(create())

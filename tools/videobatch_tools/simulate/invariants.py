@@ -12,9 +12,14 @@ Invariants and their bounds:
 
 lost
     an upload with no item ``unitemised_after`` after it was put (ingest retries for 5 x 360 s before the
-    dead-letter queue); an item not terminal whose state has not changed for ``stuck_after`` (default 3 days:
-    the longest legitimate stay is a batch's 24 h expiry + the expiry check, or waiting for a slot held by
-    such batches); a ``failed`` item without a failure code and message (counted here, reported by kind).
+    dead-letter queue); an item not terminal and not ``queued`` whose state has not changed for ``stuck_after``
+    (default 3 days: the longest legitimate stay is a batch's 24 h expiry + the expiry check); a ``queued`` item
+    that has waited ``queued_idle_after`` (default 6 h) of *free-slot time*: time during which fewer than
+    ``max_active`` batches were active, so the flusher could have taken it (a retry's backoff is at most 1 h, a
+    partial batch waits minutes). Waiting while every slot is held is overload, not a stall: under the
+    ``expiry`` profile slots stay held for a day and a backlog can wait days, which a wall-clock bound would
+    report as lost; a flusher that stops, or a queue nobody reads, leaves slots free and is caught within hours.
+    A ``failed`` item without a failure code and message is lost too (counted here, reported by kind).
 double_submitted
     an (item, window) pair, any attempt, live in two batches at the same moment; or an item whose windows all
     reached ``ready`` in two different submissions (analysed twice). A request is live from its batch's creation
@@ -39,6 +44,7 @@ hostile_harm
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -52,6 +58,7 @@ from videobatch.errors import InvalidInputError
 ACTIVE_STATUSES = frozenset({"pending", "processing", "canceling"})
 DEFAULT_STUCK_AFTER = timedelta(days=3)
 DEFAULT_UNITEMISED_AFTER = timedelta(hours=2)
+DEFAULT_QUEUED_IDLE_AFTER = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,7 @@ class InvariantChecker:
     limits: Limits
     stuck_after: timedelta = DEFAULT_STUCK_AFTER
     unitemised_after: timedelta = DEFAULT_UNITEMISED_AFTER
+    queued_idle_after: timedelta = DEFAULT_QUEUED_IDLE_AFTER
     _uploads: dict[str, datetime] = field(default_factory=dict)
     _items: dict[str, _Shadow] = field(default_factory=dict)
     _batches: dict[str, ObservedBatch] = field(default_factory=dict)
@@ -122,10 +130,18 @@ class InvariantChecker:
     _by_window: dict[tuple[str, int], dict[str, _Interval]] = field(default_factory=lambda: defaultdict(dict))
     _item_batches: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     _violations: dict[tuple[str, str], Violation] = field(default_factory=dict)
-    # What the liveness bounds look at, kept per write so a check costs the open work, not the whole history:
-    # uploads not yet an item, and items not terminal.
+    # What the liveness bounds look at, kept per write so a check costs what expires, not the open work (a
+    # backlog of 30,000 queued items is checked at every step of a soak): uploads not yet an item, and a heap
+    # per bound of (when the item entered its state, on that bound's clock) with stale entries skipped.
     _unitemised: dict[str, datetime] = field(default_factory=dict)
     _open: set[str] = field(default_factory=set)
+    _stuck_heap: list[tuple[datetime, str]] = field(default_factory=list)
+    _idle_heap: list[tuple[timedelta, datetime, str]] = field(default_factory=list)
+    # The free-slot clock: time so far during which fewer than max_active batches were active.
+    _active_batches: set[str] = field(default_factory=set)
+    _free_slot_time: timedelta = timedelta(0)
+    _clock_at: datetime | None = None
+    _slot_was_free: bool = True
     writes: int = 0
     _expected: dict[str, tuple[ItemState, str | None, frozenset[str]]] = field(default_factory=dict)
     _forbidden: set[str] = field(default_factory=set)
@@ -175,6 +191,10 @@ class InvariantChecker:
                 if known == batch:
                     continue
                 self._batches[batch.batch_id] = batch
+                if batch.ended_at is None:
+                    self._active_batches.add(batch.batch_id)
+                else:
+                    self._active_batches.discard(batch.batch_id)
                 if known is None:
                     self._check_new_batch(batch)
                 self._check_batch_windows(batch)
@@ -182,13 +202,21 @@ class InvariantChecker:
     def check_progress(self, now: datetime) -> None:
         """The liveness bounds (call after every step, and at the end)."""
         with self._lock:
+            self._advance_free_slot_clock(now)
             for item_id, uploaded_at in self._unitemised.items():
                 if now - uploaded_at > self.unitemised_after:
                     self._flag("lost", item_id, f"no item {now - uploaded_at} after the upload")
-            for item_id in self._open:
-                shadow = self._items[item_id]
-                if now - shadow.changed_at > self.stuck_after:
-                    self._flag("lost", item_id, f"{shadow.state.value} unchanged since {shadow.changed_at.isoformat()}")
+            while self._stuck_heap and now - self._stuck_heap[0][0] > self.stuck_after:
+                changed_at, item_id = heapq.heappop(self._stuck_heap)
+                if self._still(item_id, changed_at, queued=False):
+                    state = self._items[item_id].state.value
+                    self._flag("lost", item_id, f"{state} unchanged since {changed_at.isoformat()}")
+            while self._idle_heap and self._free_slot_time - self._idle_heap[0][0] > self.queued_idle_after:
+                free_at_queue, changed_at, item_id = heapq.heappop(self._idle_heap)
+                if self._still(item_id, changed_at, queued=True):
+                    waited = self._free_slot_time - free_at_queue
+                    detail = f"queued since {changed_at.isoformat()}, {waited} of it with a slot free"
+                    self._flag("lost", item_id, detail)
 
     def quiet(self) -> bool:
         """Every upload is an item and every item is terminal: nothing moves until the next upload."""
@@ -250,6 +278,25 @@ class InvariantChecker:
     def _flag(self, kind: str, subject: str, detail: str) -> None:
         self._violations.setdefault((kind, subject), Violation(kind, subject, detail))
 
+    def _advance_free_slot_clock(self, now: datetime) -> None:
+        """Time since the last check counts as free if a slot was free at the last check (the flusher could act)."""
+        if self._clock_at is not None and self._slot_was_free and now > self._clock_at:
+            self._free_slot_time += now - self._clock_at
+        self._clock_at = now if self._clock_at is None else max(self._clock_at, now)
+        self._slot_was_free = len(self._active_batches) < self.limits.max_active
+
+    def _still(self, item_id: str, changed_at: datetime, *, queued: bool) -> bool:
+        """The heap entry is current: the item is still open, in the state it entered at ``changed_at``."""
+        shadow = self._items[item_id]
+        open_ = shadow.state not in TERMINAL_STATES
+        return open_ and shadow.changed_at == changed_at and (shadow.state is ItemState.QUEUED) is queued
+
+    def _watch(self, item_id: str, shadow: _Shadow) -> None:
+        if shadow.state is ItemState.QUEUED:
+            heapq.heappush(self._idle_heap, (self._free_slot_time, shadow.changed_at, item_id))
+        elif shadow.state not in TERMINAL_STATES:
+            heapq.heappush(self._stuck_heap, (shadow.changed_at, item_id))
+
     def _check_write(self, write: ItemWrite) -> None:
         shadow = self._items.get(write.item_id)
         subject = f"{write.item_id}@v{write.new_version}"
@@ -290,6 +337,8 @@ class InvariantChecker:
             failure_code=write.failure_code,
             failure_message=write.failure_message,
         )
+        if changed:
+            self._watch(write.item_id, self._items[write.item_id])
         if write.new_state is ItemState.FAILED and not (write.failure_code and write.failure_message):
             self._flag("lost", write.item_id, "failed without a failure code and message")
 
