@@ -194,19 +194,31 @@ def test_a_queued_item_waiting_while_every_slot_is_held_is_overload_not_lost() -
     c.observe_batches([batch("held0", 0, 120, request("f" * 32, 1, 0))])  # a slot frees, nobody takes the item
     c.check_progress(T0 + timedelta(hours=121))
     c.check_progress(T0 + timedelta(hours=126, minutes=59))
-    assert c.counts()["lost"] == 0  # 5 h 59 min of free-slot time
+    assert c.counts()["lost"] == 0  # 5 h 59 min of stall time (the last batch was created 5 days ago)
     c.check_progress(T0 + timedelta(hours=127, minutes=1))
     assert c.counts()["lost"] == 1
-    assert "with a slot free" in c.violations[0].detail
+    assert "stalled" in c.violations[0].detail
 
 
-def test_a_queued_item_with_free_slots_and_no_taker_is_lost_after_the_idle_bound() -> None:
+def test_a_queued_item_with_free_slots_and_no_batch_created_is_lost_after_the_idle_bound() -> None:
     c = checker(max_active=2)
     queued(c)
     c.check_progress(T0)
     c.check_progress(T0 + timedelta(hours=5))
     assert c.counts()["lost"] == 0
     c.check_progress(T0 + timedelta(hours=6, minutes=1))
+    assert c.counts()["lost"] == 1
+
+
+def test_a_backlog_that_waits_days_while_batches_keep_going_out_is_not_lost() -> None:
+    c = checker(max_active=2)
+    queued(c)
+    for minutes in range(0, 4 * 24 * 60, 30):  # four days; a small batch of others every 30 min, slots free
+        at = minutes / 60
+        c.observe_batches([batch(f"b{minutes}", at, at + 0.1, request("c" * 32, minutes, 0, status="ready"))])
+        c.check_progress(T0 + timedelta(minutes=minutes + 10))
+    assert c.counts()["lost"] == 0
+    c.check_progress(T0 + timedelta(days=4, hours=7, minutes=1))  # then nothing for 7 h: 1 h grace + 6 h stall
     assert c.counts()["lost"] == 1
 
 

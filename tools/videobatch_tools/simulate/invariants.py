@@ -14,11 +14,14 @@ lost
     an upload with no item ``unitemised_after`` after it was put (ingest retries for 5 x 360 s before the
     dead-letter queue); an item not terminal and not ``queued`` whose state has not changed for ``stuck_after``
     (default 3 days: the longest legitimate stay is a batch's 24 h expiry + the expiry check); a ``queued`` item
-    that has waited ``queued_idle_after`` (default 6 h) of *free-slot time*: time during which fewer than
-    ``max_active`` batches were active, so the flusher could have taken it (a retry's backoff is at most 1 h, a
-    partial batch waits minutes). Waiting while every slot is held is overload, not a stall: under the
-    ``expiry`` profile slots stay held for a day and a backlog can wait days, which a wall-clock bound would
-    report as lost; a flusher that stops, or a queue nobody reads, leaves slots free and is caught within hours.
+    that has waited ``queued_idle_after`` (default 6 h) of *stall time*: time during which a slot was free at the
+    API (fewer than ``max_active`` batches active) and no batch had been created for ``stall_grace`` (default
+    1 h: a flusher tick, a retry's backoff of at most 1 h, a create call refused and retried). Waiting behind a
+    backlog is overload, not a stall: under the ``expiry`` profile slots stay held for a day, and under
+    ``crashes`` a flush of 1,000 claims rarely ends uncrashed, so batches are smaller and a queue of 10,000 can
+    wait days while batches go out all the time; a wall-clock bound reports that as lost. A flusher that stops
+    leaves slots free and creates nothing, and is caught within hours. (Which queued item goes first is the
+    queue's order, held by tests/contract, not by this bound.)
     A ``failed`` item without a failure code and message is lost too (counted here, reported by kind).
 double_submitted
     an (item, window) pair, any attempt, live in two batches at the same moment; or an item whose windows all
@@ -59,6 +62,7 @@ ACTIVE_STATUSES = frozenset({"pending", "processing", "canceling"})
 DEFAULT_STUCK_AFTER = timedelta(days=3)
 DEFAULT_UNITEMISED_AFTER = timedelta(hours=2)
 DEFAULT_QUEUED_IDLE_AFTER = timedelta(hours=6)
+DEFAULT_STALL_GRACE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class InvariantChecker:
     stuck_after: timedelta = DEFAULT_STUCK_AFTER
     unitemised_after: timedelta = DEFAULT_UNITEMISED_AFTER
     queued_idle_after: timedelta = DEFAULT_QUEUED_IDLE_AFTER
+    stall_grace: timedelta = DEFAULT_STALL_GRACE
     _uploads: dict[str, datetime] = field(default_factory=dict)
     _items: dict[str, _Shadow] = field(default_factory=dict)
     _batches: dict[str, ObservedBatch] = field(default_factory=dict)
@@ -137,9 +142,10 @@ class InvariantChecker:
     _open: set[str] = field(default_factory=set)
     _stuck_heap: list[tuple[datetime, str]] = field(default_factory=list)
     _idle_heap: list[tuple[timedelta, datetime, str]] = field(default_factory=list)
-    # The free-slot clock: time so far during which fewer than max_active batches were active.
+    # The stall clock: time so far during which a slot was free and no batch had been created for stall_grace.
     _active_batches: set[str] = field(default_factory=set)
-    _free_slot_time: timedelta = timedelta(0)
+    _last_created: datetime | None = None
+    _stall_time: timedelta = timedelta(0)
     _clock_at: datetime | None = None
     _slot_was_free: bool = True
     writes: int = 0
@@ -191,6 +197,8 @@ class InvariantChecker:
                 if known == batch:
                     continue
                 self._batches[batch.batch_id] = batch
+                if self._last_created is None or batch.created_at > self._last_created:
+                    self._last_created = batch.created_at
                 if batch.ended_at is None:
                     self._active_batches.add(batch.batch_id)
                 else:
@@ -202,7 +210,7 @@ class InvariantChecker:
     def check_progress(self, now: datetime) -> None:
         """The liveness bounds (call after every step, and at the end)."""
         with self._lock:
-            self._advance_free_slot_clock(now)
+            self._advance_stall_clock(now)
             for item_id, uploaded_at in self._unitemised.items():
                 if now - uploaded_at > self.unitemised_after:
                     self._flag("lost", item_id, f"no item {now - uploaded_at} after the upload")
@@ -211,11 +219,11 @@ class InvariantChecker:
                 if self._still(item_id, changed_at, queued=False):
                     state = self._items[item_id].state.value
                     self._flag("lost", item_id, f"{state} unchanged since {changed_at.isoformat()}")
-            while self._idle_heap and self._free_slot_time - self._idle_heap[0][0] > self.queued_idle_after:
-                free_at_queue, changed_at, item_id = heapq.heappop(self._idle_heap)
+            while self._idle_heap and self._stall_time - self._idle_heap[0][0] > self.queued_idle_after:
+                stall_at_queue, changed_at, item_id = heapq.heappop(self._idle_heap)
                 if self._still(item_id, changed_at, queued=True):
-                    waited = self._free_slot_time - free_at_queue
-                    detail = f"queued since {changed_at.isoformat()}, {waited} of it with a slot free"
+                    waited = self._stall_time - stall_at_queue
+                    detail = f"queued since {changed_at.isoformat()}, {waited} of it stalled (a slot free, no batch)"
                     self._flag("lost", item_id, detail)
 
     def quiet(self) -> bool:
@@ -278,10 +286,15 @@ class InvariantChecker:
     def _flag(self, kind: str, subject: str, detail: str) -> None:
         self._violations.setdefault((kind, subject), Violation(kind, subject, detail))
 
-    def _advance_free_slot_clock(self, now: datetime) -> None:
-        """Time since the last check counts as free if a slot was free at the last check (the flusher could act)."""
+    def _advance_stall_clock(self, now: datetime) -> None:
+        """Time since the last check is stalled if a slot was free at the last check (the flusher could act) and
+        no batch had been created for ``stall_grace``."""
         if self._clock_at is not None and self._slot_was_free and now > self._clock_at:
-            self._free_slot_time += now - self._clock_at
+            start = self._clock_at
+            if self._last_created is not None:
+                start = max(start, self._last_created + self.stall_grace)
+            if now > start:
+                self._stall_time += now - start
         self._clock_at = now if self._clock_at is None else max(self._clock_at, now)
         self._slot_was_free = len(self._active_batches) < self.limits.max_active
 
@@ -293,7 +306,7 @@ class InvariantChecker:
 
     def _watch(self, item_id: str, shadow: _Shadow) -> None:
         if shadow.state is ItemState.QUEUED:
-            heapq.heappush(self._idle_heap, (self._free_slot_time, shadow.changed_at, item_id))
+            heapq.heappush(self._idle_heap, (self._stall_time, shadow.changed_at, item_id))
         elif shadow.state not in TERMINAL_STATES:
             heapq.heappush(self._stuck_heap, (shadow.changed_at, item_id))
 
