@@ -4,10 +4,12 @@ Targets, each in a fresh interpreter (nothing in sys.modules; every module from 
 first as pip compiles site-packages; the OS file cache warm after one uncounted round):
 - each handler file (``functions/<name>/<name>_handler.py``) imported by path, as the Lambda runtime does, against
   the import floor ``import boto3, pydantic`` (a handler module builds no client and needs no httpx yet);
-- each handler imported and its runtime built (``get_runtime()`` with the template's environment, the API key
-  given so no secret is read): what the first invocation pays before any call, against the floor ``import boto3,
-  httpx, pydantic`` and one boto3 client (what any handler of this shape pays). The TwelveLabs client makes its
-  httpx client (and TLS context) on first use, as boto3 makes its connection pool, so neither side counts one.
+- each handler imported, its runtime built (the template's environment, the API key given so no secret is read)
+  and its service made with every port that service holds loaded (the runtime builds each adapter on first use:
+  resolving the ports the service was given loads what its first invocation loads) and the DynamoDB client made:
+  what the first invocation pays before any call, against the floor ``import boto3, httpx, pydantic`` and one
+  boto3 client (what any handler of this shape pays). The TwelveLabs client makes its httpx client (and TLS
+  context) on first use, as boto3 makes its connection pool, so neither side counts one.
 Each round measures every target once, in a shuffled order; a target's ratio in a round is its time over its
 floor's in the same round, and the reported ratio is the median over rounds (load drifts between rounds, not within
 one target's pairing). Only the import (and build) is timed, not interpreter start-up.
@@ -35,15 +37,41 @@ IMPORT_FLOOR_STATEMENT = "import boto3, pydantic"
 FLOOR = "floor"
 FLOOR_STATEMENT = "import boto3, httpx, pydantic; boto3.client('dynamodb', region_name='us-east-1')"
 IMPORT_BY_FILE = (
-    "import importlib.util, sys; "
-    "spec = importlib.util.spec_from_file_location({name!r}, {path!r}); "
+    "import importlib.util, sys\n"
+    "spec = importlib.util.spec_from_file_location({name!r}, {path!r})\n"
     "module = importlib.util.module_from_spec(spec); sys.modules[{name!r}] = module; spec.loader.exec_module(module)"
 )
-BUILD_RUNTIME = (
-    "; import os; from videobatch.config import Settings; from videobatch import runtime as r; "
-    "r.set_runtime(r.build_runtime(Settings.from_env(os.environ), api_key='benchmark'))"
-)
-PROBE = "import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+BUILD_RUNTIME = """
+import os
+from videobatch.config import Settings
+from videobatch import runtime as r
+rt = r.build_runtime(Settings.from_env(os.environ), api_key="benchmark")
+r.set_runtime(rt)
+def load(obj, seen):
+    # Every deferred port the service holds, itself or through the services it holds (writer, recorder, ...).
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, r._Deferred):
+        obj._resolve()
+        return
+    for value in vars(obj).values() if hasattr(obj, "__dict__") else ():
+        if isinstance(value, r._Deferred) or type(value).__module__.startswith("videobatch.services"):
+            load(value, seen)
+for name in {factories!r}:
+    load(getattr(rt, name)(), set())
+rt.items._client.meta  # the DynamoDB client, made as the first call makes it
+"""
+# The runtime factories each handler calls (functions/*/*_handler.py: ``get_runtime().<factory>()``).
+SERVICE_FACTORIES = {
+    "asset_checker": ("asset_check_service",),
+    "batch_checker": ("batch_check_service",),
+    "flusher": ("flush_service",),
+    "ingest": ("ingest_service", "deletion_service"),
+    "sweeper": ("sweep_service",),
+    "webhook": ("webhook_service",),
+}
+PROBE = "import time\nt = time.perf_counter()\n{statement}\nprint(time.perf_counter() - t)"
 # What a Lambda container has in its environment before the handler module is imported (template Globals).
 ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME": "videobatch",
@@ -55,6 +83,7 @@ ENVIRONMENT = {
     "EVENT_BUS_NAME": "b",
     "VIDEO_BUCKET": "v",
     "TWELVELABS_API_KEY_SECRET": "arn:aws:secretsmanager:us-east-1:123456789012:secret:k",
+    "WEBHOOK_SECRET": "arn:aws:secretsmanager:us-east-1:123456789012:secret:w",
 }
 
 
@@ -63,7 +92,10 @@ def targets() -> dict[str, str]:
     for path in sorted(ROOT.glob("functions/*/*_handler.py")):
         statement = IMPORT_BY_FILE.format(name=path.stem, path=str(path))
         found[f"{path.parent.name}"] = statement
-        found[f"{path.parent.name} + runtime"] = statement + BUILD_RUNTIME
+        if path.parent.name not in SERVICE_FACTORIES:
+            raise SystemExit(f"handler_imports: no service factory listed for {path.parent.name}")
+        factories = SERVICE_FACTORIES[path.parent.name]
+        found[f"{path.parent.name} + runtime"] = statement + BUILD_RUNTIME.format(factories=factories)
     return found
 
 

@@ -8,12 +8,14 @@ and keeps it for the life of the Lambda container. The local stack, the demo and
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import boto3
@@ -325,6 +327,34 @@ class _LazyClient:
         return getattr(self._client, name)
 
 
+class _Deferred:
+    """A port built on first use, as ``_LazyClient`` makes a client: its adapter module, and the records and
+    models that module imports, load only in a handler that calls it (the webhook never loads the ledger, the
+    TwelveLabs client or S3's adapter). Built once, under a lock; every attribute is then the adapter's own."""
+
+    def __init__(self, build: Callable[[], object]) -> None:
+        self._build: Callable[[], object] | None = build
+        self._target: object = None
+        self._lock = threading.Lock()
+
+    def _resolve(self) -> object:
+        with self._lock:
+            if self._build is not None:
+                self._target, self._build = self._build(), None
+            return self._target
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._resolve(), name)
+
+
+def _deferred(module: str, build: Callable[[ModuleType], object]) -> Any:
+    return _Deferred(lambda: build(importlib.import_module(module)))
+
+
+def _adapter(module: str, build: Callable[[ModuleType], object]) -> Any:
+    return _deferred(f"videobatch.adapters.{module}", build)
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -339,23 +369,6 @@ def build_runtime(
     The API key is read through ``SecretApiKeyProvider``: cached 5 minutes, re-read at once when TwelveLabs refuses
     it, so a key stored after deploy (or rotated) is used without a cold start.
     """
-    from videobatch.adapters.control import DynamoControlStore
-    from videobatch.adapters.dynamodb import (
-        DynamoBatchRepository,
-        DynamoClaimRepository,
-        DynamoItemRepository,
-        DynamoLeaseStore,
-        DynamoReplayGuard,
-    )
-    from videobatch.adapters.events import EventBridgePublisher
-    from videobatch.adapters.invoker import LambdaInvoker
-    from videobatch.adapters.ledger import DynamoOutcomeLedger
-    from videobatch.adapters.s3 import S3ObjectStore
-    from videobatch.adapters.scheduler import BatchExpiryScheduler
-    from videobatch.adapters.secrets import SecretApiKeyProvider
-    from videobatch.adapters.sqs import SqsUploadQueue
-    from videobatch.twelvelabs.client import TwelveLabsClient
-
     aws = session or boto3.Session()
     clock = clock or SystemClock()
     budget = InvocationBudget()
@@ -364,8 +377,8 @@ def build_runtime(
     def client(service: str, config: Config = AWS_CLIENT_CONFIG) -> Any:
         return cast(Any, _LazyClient(aws, service, config))
 
-    dynamodb = client("dynamodb")
-    key = api_key or SecretApiKeyProvider(client("secretsmanager"), settings.twelvelabs_api_key_secret)
+    dynamodb, table, secrets = client("dynamodb"), settings.table_name, client("secretsmanager")
+    key = api_key or _adapter("secrets", lambda m: m.SecretApiKeyProvider(secrets, settings.twelvelabs_api_key_secret))
     source = None
     if profiles is None and settings.profiles_source:
         from videobatch.adapters.profiles_source import profile_source  # Powertools' parameters: only if used
@@ -380,43 +393,63 @@ def build_runtime(
     return Runtime(
         settings=settings,
         clock=clock,
-        twelvelabs=TwelveLabsClient(
-            key,
-            base_url=settings.twelvelabs_base_url,
-            clock=clock,
-            time_remaining=budget.remaining_seconds,
-            on_response=statuses.observe,
+        twelvelabs=_deferred(
+            "videobatch.twelvelabs.client",
+            lambda m: m.TwelveLabsClient(
+                key,
+                base_url=settings.twelvelabs_base_url,
+                clock=clock,
+                time_remaining=budget.remaining_seconds,
+                on_response=statuses.observe,
+            ),
         ),
-        items=DynamoItemRepository(dynamodb, settings.table_name),
-        batches=DynamoBatchRepository(dynamodb, settings.table_name),
-        claims=DynamoClaimRepository(dynamodb, settings.table_name),
-        leases=DynamoLeaseStore(dynamodb, settings.table_name),
+        items=_adapter("dynamodb", lambda m: m.DynamoItemRepository(dynamodb, table)),
+        batches=_adapter("dynamodb", lambda m: m.DynamoBatchRepository(dynamodb, table)),
+        claims=_adapter("dynamodb", lambda m: m.DynamoClaimRepository(dynamodb, table)),
+        leases=_adapter("dynamodb", lambda m: m.DynamoLeaseStore(dynamodb, table)),
         # SigV4 presigned URLs: required for KMS-encrypted objects and the only kind newer regions accept.
-        objects=S3ObjectStore(client("s3", AWS_CLIENT_CONFIG.merge(Config(signature_version="s3v4")))),
-        events=EventBridgePublisher(client("events"), settings.event_bus_name),
-        scheduler=BatchExpiryScheduler(
-            client("scheduler"),
-            group_name=settings.scheduler_group_name,
-            target_arn=settings.batch_checker_arn,
-            role_arn=settings.scheduler_role_arn,
+        objects=_adapter(
+            "s3", lambda m: m.S3ObjectStore(client("s3", AWS_CLIENT_CONFIG.merge(Config(signature_version="s3v4"))))
+        ),
+        events=_adapter("events", lambda m: m.EventBridgePublisher(client("events"), settings.event_bus_name)),
+        scheduler=_adapter(
+            "scheduler",
+            lambda m: m.BatchExpiryScheduler(
+                client("scheduler"),
+                group_name=settings.scheduler_group_name,
+                target_arn=settings.batch_checker_arn,
+                role_arn=settings.scheduler_role_arn,
+            ),
         ),
         profiles=profiles or load_default_profiles(),
         metrics=metrics_sink or metrics,
-        invoker=LambdaInvoker(
-            client("lambda"), {"flusher": settings.flusher_arn, "batch_checker": settings.batch_checker_arn}
+        invoker=_adapter(
+            "invoker",
+            lambda m: m.LambdaInvoker(
+                client("lambda"), {"flusher": settings.flusher_arn, "batch_checker": settings.batch_checker_arn}
+            ),
         ),
-        replays=DynamoReplayGuard(dynamodb, settings.table_name),
+        replays=_adapter("dynamodb", lambda m: m.DynamoReplayGuard(dynamodb, table)),
         webhook_secret=(
-            SecretApiKeyProvider(client("secretsmanager"), settings.webhook_secret, json_field="secret")
+            _adapter(
+                "secrets",
+                lambda m: m.SecretApiKeyProvider(
+                    client("secretsmanager"), settings.webhook_secret, json_field="secret"
+                ),
+            )
             if settings.webhook_secret
             else None
         ),
         budget=budget,
         twelvelabs_statuses=statuses,
-        ledger=DynamoOutcomeLedger(dynamodb, settings.table_name),
-        control=DynamoControlStore(dynamodb, settings.table_name),
+        ledger=_adapter("ledger", lambda m: m.DynamoOutcomeLedger(dynamodb, table)),
+        control=_adapter("control", lambda m: m.DynamoControlStore(dynamodb, table)),
         profile_source=source,
-        upload_queue=SqsUploadQueue(client("sqs"), settings.ingest_queue_url) if settings.ingest_queue_url else None,
+        upload_queue=(
+            _adapter("sqs", lambda m: m.SqsUploadQueue(client("sqs"), settings.ingest_queue_url))
+            if settings.ingest_queue_url
+            else None
+        ),
     )
 
 

@@ -65,3 +65,31 @@ def test_budget_follows_the_lambda_context() -> None:
 
     budget.bind(Context())
     assert budget.remaining_seconds() == 60 - runtime.LAMBDA_MARGIN_SECONDS
+
+
+# A fresh interpreter: which modules a handler's runtime loads is only visible before anything imported them.
+LAZY_PROBE = """
+import os, sys
+from videobatch.config import Settings
+from videobatch import runtime
+built = runtime.build_runtime(Settings.from_env(os.environ), api_key="k")
+lazy = ("httpx", "videobatch.twelvelabs.client")
+print(sorted(m for m in sys.modules if m.startswith("videobatch.adapters") or m in lazy))
+built.replays.first_seen  # the webhook's first port: loads the DynamoDB adapter only
+print(sorted(m for m in sys.modules if m.startswith("videobatch.adapters")))
+print(type(built.replays._resolve()).__name__, built.replays._resolve() is built.replays._resolve())
+"""
+
+
+def test_the_runtime_loads_an_adapter_only_when_a_handler_first_uses_it(env: None) -> None:
+    import os
+    import subprocess
+    import sys
+
+    probe = subprocess.run(
+        [sys.executable, "-c", LAZY_PROBE], capture_output=True, text=True, env=dict(os.environ), check=True
+    )
+    before, after, resolved = probe.stdout.splitlines()
+    assert before == "[]"  # no adapter, no TwelveLabs client, no httpx
+    assert after == "['videobatch.adapters', 'videobatch.adapters.dynamodb']"
+    assert resolved == "DynamoReplayGuard True"  # built once, the adapter itself behind the port
