@@ -97,11 +97,12 @@ def test_log_groups_alarms_dashboard_and_bus_policy_exist_in_moto(stack: LocalSt
     names = {a["AlarmName"] for a in cloudwatch.describe_alarms(MaxRecords=100)["MetricAlarms"]}
     resolver = stack.resolver()
     alarm_ids = [lid for lid, s in stack.template["Resources"].items() if s["Type"] == "AWS::CloudWatch::Alarm"]
-    # The alarms the template creates with its parameters (WebhookErrorsAlarm only with EnableWebhooks).
+    # The alarms the template creates with its parameters (the webhook's two only with EnableWebhooks).
     created = {stack.resources[lid].ref for lid in alarm_ids if resolver.resource_enabled(lid)}
-    assert "WebhookErrorsAlarm" not in {lid for lid in alarm_ids if resolver.resource_enabled(lid)}
+    skipped = {lid for lid in alarm_ids if not resolver.resource_enabled(lid)}
+    assert skipped == {"WebhookErrorsAlarm", "WebhookThrottlesAlarm"}
     assert created <= names
-    assert len(created) == len(alarm_ids) - 1
+    assert len(created) == len(alarm_ids) - 2
     dashboard = cloudwatch.get_dashboard(DashboardName=stack.outputs["DashboardName"])
     assert json.loads(dashboard["DashboardBody"])["widgets"]
     policy = json.loads(client(moto, "events").describe_event_bus(Name=stack.outputs["EventBusName"])["Policy"])

@@ -927,14 +927,15 @@ def test_heartbeat_alarms_fit_their_schedules(template: dict[str, Any], resolver
     assert alarm["Period"] * alarm["DatapointsToAlarm"] >= 3 * schedule
 
 
-@pytest.mark.parametrize("function_id", FUNCTIONS)
+@pytest.mark.parametrize("function_id", ALL_FUNCTIONS)
 @pytest.mark.parametrize("kind", ["Errors", "Throttles"])
 def test_lambda_alarms_watch_each_function(
-    template: dict[str, Any], resolver: Resolver, function_id: str, kind: str
+    template: dict[str, Any], webhooks: Resolver, function_id: str, kind: str
 ) -> None:
-    alarm = alarms(template, resolver)[f"{function_id.removesuffix('Function')}{kind}Alarm"]
+    # With webhooks on, so the webhook function's alarms are checked too (they exist only then).
+    alarm = alarms(template, webhooks)[f"{function_id.removesuffix('Function')}{kind}Alarm"]
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", kind, "Sum")
-    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": resolver.resolve({"Ref": function_id})}]
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": webhooks.resolve({"Ref": function_id})}]
     assert alarm["TreatMissingData"] == "notBreaching"
     schedule = SCHEDULE_PARAMETER.get(function_id)
     if schedule is not None:
@@ -1071,7 +1072,13 @@ def test_webhooks_are_off_by_default(template: dict[str, Any]) -> None:
     assert template["Parameters"]["EnableWebhooks"]["Default"] == "false"
     off = offline_resolver(template)
     optional = [lid for lid, spec in template["Resources"].items() if spec.get("Condition") == "WebhooksEnabled"]
-    assert sorted(optional) == ["WebhookErrorsAlarm", "WebhookFunction", "WebhookLogGroup", "WebhookSecret"]
+    assert sorted(optional) == [
+        "WebhookErrorsAlarm",
+        "WebhookFunction",
+        "WebhookLogGroup",
+        "WebhookSecret",
+        "WebhookThrottlesAlarm",
+    ]
     assert not any(off.resource_enabled(lid) for lid in optional)
     assert {name for name, spec in template["Outputs"].items() if spec.get("Condition") == "WebhooksEnabled"} == {
         "WebhookUrl",
