@@ -18,10 +18,10 @@ lost
     API (fewer than ``max_active`` batches active) and no batch had been created for ``stall_grace`` (default
     1 h: a flusher tick, a retry's backoff of at most 1 h, a create call refused and retried). Waiting behind a
     backlog is overload, not a stall: under the ``expiry`` profile slots stay held for a day, and under
-    ``crashes`` a flush of 1,000 claims rarely ends uncrashed, so batches are smaller and a queue of 10,000 can
-    wait days while batches go out all the time; a wall-clock bound reports that as lost. A flusher that stops
-    leaves slots free and creates nothing, and is caught within hours. (Which queued item goes first is the
-    queue's order, held by tests/contract, not by this bound.)
+    ``crashes`` a flush of 1,000 claims rarely ends uncrashed (its claim is released and retried), so a queue of
+    10,000 can wait days while smaller batches go out all the time; a wall-clock bound reports that as lost.
+    A flusher that stops leaves slots free and creates nothing, and is caught within hours. (Which queued item
+    goes first is the queue's order, held by tests/contract, not by this bound.)
     A ``failed`` item without a failure code and message is lost too (counted here, reported by kind).
 double_submitted
     an (item, window) pair, any attempt, live in two batches at the same moment; or an item whose windows all
