@@ -329,8 +329,9 @@ class _LazyClient:
 
 class _Deferred:
     """A port built on first use, as ``_LazyClient`` makes a client: its adapter module, and the records and
-    models that module imports, load only in a handler that calls it (the webhook never loads the ledger, the
-    TwelveLabs client or S3's adapter). Built once, under a lock; every attribute is then the adapter's own."""
+    models that module imports, load only in a handler that calls it (the webhook never loads the ledger or S3's
+    adapter, and the TwelveLabs client with httpx only for a notification that names a task, not a batch).
+    Built once, under a lock; every attribute is then the adapter's own."""
 
     def __init__(self, build: Callable[[], object]) -> None:
         self._build: Callable[[], object] | None = build
@@ -433,9 +434,7 @@ def build_runtime(
         webhook_secret=(
             _adapter(
                 "secrets",
-                lambda m: m.SecretApiKeyProvider(
-                    client("secretsmanager"), settings.webhook_secret, json_field="secret"
-                ),
+                lambda m: m.SecretApiKeyProvider(secrets, settings.webhook_secret, json_field="secret"),
             )
             if settings.webhook_secret
             else None
