@@ -1,9 +1,10 @@
 """The handlers' dependency container: built lazily once per cold start from the environment, replaceable.
 
-``get_runtime()`` builds a ``Runtime`` from ``Settings.from_env(os.environ)`` on first use (boto3 clients, which honour
-``AWS_ENDPOINT_URL`` for the local stack; the API key from Secrets Manager; the TwelveLabs client; the system clock)
-and keeps it for the life of the Lambda container. The local stack, the demo and tests call ``set_runtime(...)`` or
-``use_runtime(...)`` with one built by ``build_runtime(...)`` around a ManualClock, their endpoints and clients.
+``get_runtime()`` builds a ``Runtime`` from ``Settings.from_env(os.environ)`` on first use (botocore clients, which
+honour ``AWS_ENDPOINT_URL`` for the local stack; the API key from Secrets Manager; the TwelveLabs client; the system
+clock) and keeps it for the life of the Lambda container. The local stack, the demo and tests call
+``set_runtime(...)`` or ``use_runtime(...)`` with one built by ``build_runtime(...)`` around a ManualClock, their
+endpoints and clients.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, cast
 
-import boto3
+import botocore.session
 from aws_lambda_powertools import Logger, Metrics
 from botocore.config import Config
 
@@ -45,6 +46,8 @@ from videobatch.services.ports import (
 )
 
 if TYPE_CHECKING:
+    import boto3
+
     # Each handler imports only what it runs: the services (and their domain) are imported by the factory that
     # builds them, the adapters by build_runtime.
     from videobatch.adapters.profiles_source import ProfileSource
@@ -313,18 +316,28 @@ AWS_CLIENT_CONFIG: Final = Config(retries={"mode": "standard", "max_attempts": 5
 
 
 class _LazyClient:
-    """A boto3 client made on first use: a handler pays (tens of milliseconds each) only for the services it calls."""
+    """An AWS client made on first use: a handler pays (tens of milliseconds each) only for the services it calls."""
 
-    def __init__(self, session: boto3.Session, service: str, config: Config) -> None:
-        self._session, self._service, self._config = session, service, config
+    def __init__(self, make: Callable[[str, Config], Any], service: str, config: Config) -> None:
+        self._make, self._service, self._config = make, service, config
         self._client: Any = None
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         with self._lock:
             if self._client is None:
-                self._client = self._session.client(self._service, config=self._config)  # type: ignore[call-overload]
+                self._client = self._make(self._service, self._config)
         return getattr(self._client, name)
+
+
+def _client_maker(session: boto3.Session | None) -> Callable[[str, Config], Any]:
+    """Clients from the caller's boto3 session (local stack, tests, the ops CLI), else from a botocore session:
+    a Lambda function never imports boto3 (its package loads s3transfer and multiprocessing, ~20 ms of each cold
+    start, for clients botocore makes alike)."""
+    if session is not None:
+        return lambda service, config: session.client(service, config=config)  # type: ignore[call-overload]
+    core = botocore.session.Session()
+    return lambda service, config: core.create_client(service, config=config)
 
 
 class _Deferred:
@@ -370,23 +383,26 @@ def build_runtime(
     The API key is read through ``SecretApiKeyProvider``: cached 5 minutes, re-read at once when TwelveLabs refuses
     it, so a key stored after deploy (or rotated) is used without a cold start.
     """
-    aws = session or boto3.Session()
+    make_client = _client_maker(session)
     clock = clock or SystemClock()
     budget = InvocationBudget()
     statuses = TwelveLabsStatuses()
 
     def client(service: str, config: Config = AWS_CLIENT_CONFIG) -> Any:
-        return cast(Any, _LazyClient(aws, service, config))
+        return cast(Any, _LazyClient(make_client, service, config))
 
     dynamodb, table, secrets = client("dynamodb"), settings.table_name, client("secretsmanager")
     key = api_key or _adapter("secrets", lambda m: m.SecretApiKeyProvider(secrets, settings.twelvelabs_api_key_secret))
     source = None
     if profiles is None and settings.profiles_source:
-        from videobatch.adapters.profiles_source import profile_source  # Powertools' parameters: only if used
+        # Powertools' parameters (and with them boto3): only where a profiles source is configured.
+        import boto3
+
+        from videobatch.adapters.profiles_source import profile_source
 
         source = profile_source(
             settings.profiles_source,
-            aws,
+            session or boto3.Session(),
             max_age_seconds=settings.profiles_max_age_seconds,
             results_prefix=settings.results_prefix,
         )

@@ -91,5 +91,36 @@ def test_the_runtime_loads_an_adapter_only_when_a_handler_first_uses_it(env: Non
     )
     before, after, resolved = probe.stdout.splitlines()
     assert before == "[]"  # no adapter, no TwelveLabs client, no httpx
-    assert after == "['videobatch.adapters', 'videobatch.adapters.dynamodb']"
+    assert after == "['videobatch.adapters', 'videobatch.adapters.attributes', 'videobatch.adapters.dynamodb']"
     assert resolved == "DynamoReplayGuard True"  # built once, the adapter itself behind the port
+
+
+# What a Lambda function's first invocation loads: its clients come from botocore, with the runtime's config.
+BOTOCORE_PROBE = """
+import os, sys
+from videobatch.config import Settings
+from videobatch import runtime
+from videobatch.services.ports import ObjectRef
+built = runtime.build_runtime(Settings.from_env(os.environ), api_key="k")
+client = built.items._client
+client.meta  # makes the DynamoDB client, as the first call does
+print(type(client._client).__module__, client.meta.region_name, client.meta.config.retries)
+url = built.objects.presigned_get_url(ObjectRef(bucket="v", key="a b/c.mp4"), 60)
+print("X-Amz-Signature=" in url and "a%20b/c.mp4" in url)
+built.ledger._resolve(), built.control._resolve()  # the other DynamoDB adapters need no boto3 either
+print(sorted(m for m in sys.modules if m == "boto3" or m.startswith(("boto3.", "s3transfer"))))
+"""
+
+
+def test_a_function_runtime_makes_botocore_clients_and_never_imports_boto3(env: None) -> None:
+    import os
+    import subprocess
+    import sys
+
+    probe = subprocess.run(
+        [sys.executable, "-c", BOTOCORE_PROBE], capture_output=True, text=True, env=dict(os.environ), check=True
+    )
+    made, presigned, loaded = probe.stdout.splitlines()
+    assert made == "botocore.client us-east-1 {'mode': 'standard', 'total_max_attempts': 6}"
+    assert presigned == "True"  # SigV4, the key encoded: botocore's presigner, as boto3's client has it
+    assert loaded == "[]"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Final
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from videobatch.adapters.attributes import from_item, to_item
 from videobatch.domain.control import PipelineControl
 from videobatch.errors import StaleStateError
 
@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 
 CONTROL_PK: Final = "CONTROL#pipeline"
 CONTROL_SK: Final = "CONTROL"
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 class DynamoControlStore:
@@ -37,7 +34,7 @@ class DynamoControlStore:
         attributes = response.get("Item")
         if attributes is None:
             return PipelineControl()
-        plain = {name: _deserializer.deserialize(value) for name, value in attributes.items()}
+        plain = from_item(attributes)
         plain.pop("pk")
         plain.pop("sk")
         plain["version"] = int(plain["version"])
@@ -46,7 +43,7 @@ class DynamoControlStore:
     def save(self, new: PipelineControl, expected: PipelineControl) -> PipelineControl:
         stored = new.model_copy(update={"version": expected.version + 1})
         plain: dict[str, Any] = json.loads(stored.model_dump_json(exclude_none=True))
-        item = {name: _serializer.serialize(value) for name, value in plain.items()}
+        item = to_item(plain)
         item |= {"pk": {"S": CONTROL_PK}, "sk": {"S": CONTROL_SK}}
         if expected.version == 0:
             condition, values = "attribute_not_exists(pk)", None

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
+from videobatch.adapters.attributes import from_item, to_item
 from videobatch.domain.items import check_operator_transition, check_save
 from videobatch.domain.records import (
     OPEN_BATCHES_QUEUE,
@@ -48,8 +48,6 @@ RETENTION_SECONDS: Final = 90 * 24 * 3600
 _BATCH_GET_MAX_KEYS: Final = 100
 _INDEX_ATTRIBUTES: Final = ("pk", "sk", "gsi1pk", "gsi1sk", "ttl")
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
@@ -57,11 +55,11 @@ def _to_attributes(record: BaseModel, keys: Mapping[str, str | int | None]) -> d
     # JSON first: pydantic renders datetimes/enums, and parse_float=Decimal gives DynamoDB its number type.
     plain: dict[str, Any] = json.loads(record.model_dump_json(exclude_none=True), parse_float=Decimal)
     plain.update({name: value for name, value in keys.items() if value is not None})
-    return {name: _serializer.serialize(value) for name, value in plain.items()}
+    return to_item(plain)
 
 
 def _from_attributes(model: type[RecordT], attributes: Mapping[str, Any]) -> RecordT:
-    plain = {name: _deserializer.deserialize(value) for name, value in attributes.items()}
+    plain = from_item(attributes)
     for name in _INDEX_ATTRIBUTES:
         plain.pop(name, None)
     return model.model_validate(json.loads(json.dumps(plain, default=_decimal_to_number)))
@@ -92,7 +90,7 @@ class _Table:
         names = {"#pk": "pk", "#version": "version", "#state": "state"}
         kwargs["ExpressionAttributeNames"] = {name: attr for name, attr in names.items() if name in condition}
         if values:
-            kwargs["ExpressionAttributeValues"] = {name: _serializer.serialize(v) for name, v in values.items()}
+            kwargs["ExpressionAttributeValues"] = to_item(values)
         try:
             self._client.put_item(**kwargs)
         except ClientError as error:
@@ -171,7 +169,7 @@ class _Table:
                 Item=attributes,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues={name: _serializer.serialize(v) for name, v in values.items()},
+                ExpressionAttributeValues=to_item(values),
             )
         except ClientError as error:
             if _is_conditional_failure(error):
@@ -397,7 +395,7 @@ class DynamoLeaseStore(_Table):
                 Item=attributes,
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#pk": "pk", "#owner": "owner"},
-                ExpressionAttributeValues={name: _serializer.serialize(v) for name, v in (values or {}).items()},
+                ExpressionAttributeValues=to_item(values or {}),
             )
         except ClientError as error:
             if _is_conditional_failure(error):

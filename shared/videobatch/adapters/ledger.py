@@ -25,8 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
-from boto3.dynamodb.types import TypeDeserializer
-
+from videobatch.adapters.attributes import from_item
 from videobatch.domain.outcomes import DayTotals, Outcome, OutcomeState, by_day
 from videobatch.errors import VideoBatchError
 
@@ -55,8 +54,6 @@ _COUNTERS: Final = (
     "input_tokens",
     "output_tokens",
 )
-
-_deserializer = TypeDeserializer()
 
 
 class LedgerWriteError(VideoBatchError):
@@ -224,7 +221,7 @@ class DynamoOutcomeLedger:
 
 
 def _plain(attributes: dict[str, Any]) -> dict[str, Any]:
-    return {name: _deserializer.deserialize(value) for name, value in attributes.items()}
+    return from_item(attributes)
 
 
 def _as_number(value: Any) -> int | float:
