@@ -1,15 +1,18 @@
 """Cold start of each Lambda handler against a floor, measured round by round so machine load cannot fake a ratio.
 
 Targets, each in a fresh interpreter (nothing in sys.modules; every module from its .pyc, the project's compiled
-first as pip compiles site-packages; the OS file cache warm after one uncounted round):
+first as pip compiles site-packages; the OS file cache warm after one uncounted round) that sees what a function
+sees: the standard library, the layer's packages (shared/requirements.txt and what they require, linked from this
+environment) and the project's package, not the rest of the development environment (with click and pygments
+installed, ``import httpx`` loads click for its command line, ~15 ms on both sides of every ratio, none in Lambda):
 - each handler file (``functions/<name>/<name>_handler.py``) imported by path, as the Lambda runtime does, against
   the import floor ``import boto3, pydantic`` (a handler module builds no client and needs no httpx yet);
-- each handler imported, its runtime built (the template's environment, the API key given so no secret is read)
+- each handler imported, its runtime built (the template's environment; the secrets' providers made, none read)
   and its service made with every port that service holds loaded (the runtime builds each adapter on first use:
-  resolving the ports the service was given loads what its first invocation loads) and the DynamoDB client made:
-  what the first invocation pays before any call, against the floor ``import boto3, httpx, pydantic`` and one
-  boto3 client (what any handler of this shape pays). The TwelveLabs client makes its httpx client (and TLS
-  context) on first use, as boto3 makes its connection pool, so neither side counts one.
+  resolving the ports the service was given, and theirs, loads what its first invocation loads) and the DynamoDB
+  client made: what the first invocation pays before any call, against the floor ``import boto3, httpx, pydantic``
+  and one boto3 client (what any handler of this shape pays). The TwelveLabs client makes its httpx client (and
+  TLS context) on first use, as boto3 makes its connection pool, so neither side counts one.
 Each round measures every target once, in a shuffled order; a target's ratio in a round is its time over its
 floor's in the same round, and the reported ratio is the median over rounds (load drifts between rounds, not within
 one target's pairing). Only the import (and build) is timed, not interpreter start-up.
@@ -21,13 +24,20 @@ Run: .venv/bin/python benchmarks/handler_imports.py [rounds]
 
 from __future__ import annotations
 
+import atexit
 import compileall
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+from importlib import metadata
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two floors, each doing the same kind of work as the targets measured against it: a handler module imports boto3
@@ -45,7 +55,7 @@ BUILD_RUNTIME = """
 import os
 from videobatch.config import Settings
 from videobatch import runtime as r
-rt = r.build_runtime(Settings.from_env(os.environ), api_key="benchmark")
+rt = r.build_runtime(Settings.from_env(os.environ))  # the keys from Secrets Manager, as in Lambda
 r.set_runtime(rt)
 def load(obj, seen):
     # Every deferred port the service holds, itself or through the services it holds (writer, recorder, ...).
@@ -53,7 +63,10 @@ def load(obj, seen):
         return
     seen.add(id(obj))
     if isinstance(obj, r._Deferred):
-        obj._resolve()
+        target = obj._resolve()  # and the ports it holds in turn (the TwelveLabs client's key provider)
+        for value in vars(target).values() if hasattr(target, "__dict__") else ():
+            if isinstance(value, r._Deferred):
+                load(value, seen)
         return
     for value in vars(obj).values() if hasattr(obj, "__dict__") else ():
         if isinstance(value, r._Deferred) or type(value).__module__.startswith("videobatch.services"):
@@ -99,12 +112,33 @@ def targets() -> dict[str, str]:
     return found
 
 
+def link_layer(target: Path) -> None:
+    """Link each top-level module of the layer's distributions (and their dependencies') into ``target``."""
+    lines = (ROOT / "shared" / "requirements.txt").read_text().splitlines()
+    wanted = [Requirement(line).name for line in lines if line.strip() and not line.startswith("#")]
+    seen: set[str] = set()
+    while wanted:
+        name = canonicalize_name(wanted.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        distribution = metadata.distribution(name)
+        for text in distribution.requires or ():
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                wanted.append(requirement.name)
+        for top in {file.parts[0] for file in distribution.files or () if file.parts[0] != ".."}:
+            source = Path(str(distribution.locate_file(top)))
+            if not top.endswith(".dist-info") and source.exists() and not (target / top).exists():
+                (target / top).symlink_to(source)
+
+
 def probe_environment() -> dict[str, str]:
     # Bytecode on both sides: site-packages has its .pyc from pip, so the project's own modules must have theirs
     # too, or the ratio counts compiling our sources (~70 ms here) against a floor that compiles nothing. With
     # PYTHONDONTWRITEBYTECODE set (as on this machine) the warm-up round could not write them.
     inherited = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
-    return {**inherited, **ENVIRONMENT}
+    return {**inherited, **ENVIRONMENT, "PYTHONPATH": f"{LAYER}{os.pathsep}{ROOT / 'shared'}"}
 
 
 def compile_sources() -> None:
@@ -114,7 +148,7 @@ def compile_sources() -> None:
 
 def measure_seconds(statement: str) -> float:
     output = subprocess.run(
-        [sys.executable, "-c", PROBE.format(statement=statement)],
+        [sys.executable, "-S", "-c", PROBE.format(statement=statement)],  # -S: no site-packages, no .pth
         check=True,
         capture_output=True,
         text=True,
@@ -124,8 +158,13 @@ def measure_seconds(statement: str) -> float:
     return float(output.strip().splitlines()[-1])
 
 
+LAYER = Path(tempfile.mkdtemp(prefix="videobatch-layer-"))  # links only; removed at exit
+atexit.register(shutil.rmtree, LAYER, ignore_errors=True)
+
+
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 9
+    link_layer(LAYER)
     statements = targets()
     order = list(statements)
     compile_sources()

@@ -392,7 +392,9 @@ def build_runtime(
         return cast(Any, _LazyClient(make_client, service, config))
 
     dynamodb, table, secrets = client("dynamodb"), settings.table_name, client("secretsmanager")
-    key = api_key or _adapter("secrets", lambda m: m.SecretApiKeyProvider(secrets, settings.twelvelabs_api_key_secret))
+    key = api_key or _adapter(
+        "secrets", lambda m: m.SecretApiKeyProvider(secrets, settings.twelvelabs_api_key_secret, clock=clock)
+    )
     source = None
     if profiles is None and settings.profiles_source:
         # Powertools' parameters (and with them boto3): only where a profiles source is configured.
@@ -450,7 +452,7 @@ def build_runtime(
         webhook_secret=(
             _adapter(
                 "secrets",
-                lambda m: m.SecretApiKeyProvider(secrets, settings.webhook_secret, json_field="secret"),
+                lambda m: m.SecretApiKeyProvider(secrets, settings.webhook_secret, json_field="secret", clock=clock),
             )
             if settings.webhook_secret
             else None

@@ -72,7 +72,7 @@ LAZY_PROBE = """
 import os, sys
 from videobatch.config import Settings
 from videobatch import runtime
-built = runtime.build_runtime(Settings.from_env(os.environ), api_key="k")
+built = runtime.build_runtime(Settings.from_env(os.environ))  # as in Lambda: keys from Secrets Manager
 lazy = ("httpx", "videobatch.twelvelabs.client")
 print(sorted(m for m in sys.modules if m.startswith("videobatch.adapters") or m in lazy))
 built.replays.first_seen  # the webhook's first port: loads the DynamoDB adapter only
@@ -101,13 +101,14 @@ import os, sys
 from videobatch.config import Settings
 from videobatch import runtime
 from videobatch.services.ports import ObjectRef
-built = runtime.build_runtime(Settings.from_env(os.environ), api_key="k")
+built = runtime.build_runtime(Settings.from_env(os.environ))  # as in Lambda: keys from Secrets Manager
 client = built.items._client
 client.meta  # makes the DynamoDB client, as the first call does
 print(type(client._client).__module__, client.meta.region_name, client.meta.config.retries)
 url = built.objects.presigned_get_url(ObjectRef(bucket="v", key="a b/c.mp4"), 60)
 print("X-Amz-Signature=" in url and "a%20b/c.mp4" in url)
 built.ledger._resolve(), built.control._resolve()  # the other DynamoDB adapters need no boto3 either
+built.webhook_secret._resolve(), built.twelvelabs._resolve()._keys._resolve()  # nor do the secrets
 print(sorted(m for m in sys.modules if m == "boto3" or m.startswith(("boto3.", "s3transfer"))))
 """
 
@@ -118,7 +119,11 @@ def test_a_function_runtime_makes_botocore_clients_and_never_imports_boto3(env: 
     import sys
 
     probe = subprocess.run(
-        [sys.executable, "-c", BOTOCORE_PROBE], capture_output=True, text=True, env=dict(os.environ), check=True
+        [sys.executable, "-c", BOTOCORE_PROBE],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, WEBHOOK_SECRET="hook"),
+        check=True,
     )
     made, presigned, loaded = probe.stdout.splitlines()
     assert made == "botocore.client us-east-1 {'mode': 'standard', 'total_max_attempts': 6}"

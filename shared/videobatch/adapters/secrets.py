@@ -1,16 +1,21 @@
-"""The TwelveLabs API key, from Secrets Manager through Powertools Parameters (cached across invocations).
+"""The TwelveLabs API key (and the webhook secret) from Secrets Manager, cached across invocations.
 
 A key put with ``put-secret-value`` is picked up within ``max_age_seconds`` (5 minutes) by a warm container, and
 at once when TwelveLabs refuses the cached one: the client calls ``refresh()`` on a 401/403, which reads the
 secret again, bypassing the cache (``twelvelabs.keys.ApiKeyProvider``).
+
+One ``GetSecretValue`` through the runtime's botocore client, not Powertools' ``SecretsProvider``: that one imports
+boto3 (~20 ms of every cold start) for a cache of one value.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Final
 
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from botocore.exceptions import ClientError
 
+from videobatch.clock import Clock, SystemClock
 from videobatch.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -18,6 +23,8 @@ if TYPE_CHECKING:
 
 # A rotated key is picked up within this time without a cold start.
 DEFAULT_MAX_AGE_SECONDS: Final = 300
+# Errors that no retry mends: the stack names a secret that is not there, or the function may not read it.
+_CONFIGURATION_CODES: Final = frozenset({"ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure"})
 
 
 class SecretApiKeyProvider:
@@ -26,20 +33,24 @@ class SecretApiKeyProvider:
         client: SecretsManagerClient,
         secret_name: str,
         *,
-        max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS,
+        max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS,
         json_field: str = "api_key",
+        clock: Clock | None = None,
     ) -> None:
         """``json_field``: the field holding the value when the secret is JSON (the webhook secret: "secret")."""
-        self._provider = SecretsProvider(boto3_client=client)
+        self._client = client
         self._name = secret_name
-        self._max_age = max_age_seconds
+        self._max_age_seconds = max_age_seconds
         self._field = json_field
+        self._clock = clock or SystemClock()
+        self._cached: tuple[str, float] | None = None  # (key, monotonic time read)
+        self._lock = threading.Lock()  # the flusher's threads may ask at once: one read, not one per thread
 
     def __call__(self) -> str:
         return self.get()
 
     def get(self) -> str:
-        """The key (cached up to ``max_age_seconds``); the secret may be the plain key or JSON with ``api_key``."""
+        """The key (cached up to ``max_age_seconds``); the secret may be the plain key or JSON with the field."""
         return self._read(force=False)
 
     def refresh(self) -> str:
@@ -50,12 +61,28 @@ class SecretApiKeyProvider:
         return f"SecretApiKeyProvider({self._name!r})"  # never the key
 
     def _read(self, *, force: bool) -> str:
-        value = self._provider.get(self._name, max_age=self._max_age, force_fetch=force)
-        if isinstance(value, bytes):
-            value = value.decode("utf-8")
-        if not isinstance(value, str) or not value.strip():
+        with self._lock:
+            cached = self._cached
+            if not force and cached is not None and self._clock.monotonic() - cached[1] < self._max_age_seconds:
+                return cached[0]
+            key = _extract_key(self._fetch(), self._name, self._field)
+            self._cached = (key, self._clock.monotonic())
+            return key
+
+    def _fetch(self) -> str:
+        try:
+            response = self._client.get_secret_value(SecretId=self._name)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in _CONFIGURATION_CODES:
+                raise ConfigurationError(f"secret {self._name} cannot be read: {code}") from error
+            raise  # throttling, an outage: the invocation fails and is retried, as for any AWS call
+        value = response.get("SecretString")
+        if value is None and "SecretBinary" in response:
+            value = response["SecretBinary"].decode("utf-8", errors="replace")
+        if not value or not value.strip():
             raise ConfigurationError(f"secret {self._name} holds no TwelveLabs API key")
-        return _extract_key(value.strip(), self._name, self._field)
+        return value.strip()
 
 
 def _extract_key(value: str, name: str, field: str) -> str:

@@ -5,10 +5,12 @@ from unittest.mock import patch
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from videobatch.adapters.events import EventBridgePublisher, EventPublishError
 from videobatch.adapters.scheduler import BatchExpiryScheduler, schedule_name
 from videobatch.adapters.secrets import SecretApiKeyProvider
+from videobatch.clock import ManualClock
 from videobatch.domain.events import ItemFailed
 from videobatch.errors import ConfigurationError
 
@@ -87,3 +89,68 @@ def test_unusable_secret_is_a_configuration_error(aws: None, stored: str) -> Non
     client.create_secret(Name="tl-key", SecretString=stored)
     with pytest.raises(ConfigurationError):
         SecretApiKeyProvider(client, "tl-key")()
+
+
+class CountingSecrets:
+    """The moto client, counting reads: what the cache saves is calls."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.reads = client, 0
+
+    def get_secret_value(self, **kwargs: Any) -> Any:
+        self.reads += 1
+        return self.client.get_secret_value(**kwargs)
+
+
+def test_the_key_is_cached_for_max_age_then_read_again(aws: None) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    client.create_secret(Name="tl-key", SecretString="tlk_one")
+    counting, clock = CountingSecrets(client), ManualClock()
+    provider = SecretApiKeyProvider(counting, "tl-key", max_age_seconds=300, clock=clock)  # type: ignore[arg-type]
+    assert provider.get() == "tlk_one"
+    client.put_secret_value(SecretId="tl-key", SecretString="tlk_two")
+    clock.advance(299)
+    assert (provider.get(), counting.reads) == ("tlk_one", 1)  # within max age: the cached key, no read
+    clock.advance(1)
+    assert (provider.get(), counting.reads) == ("tlk_two", 2)
+
+
+def test_refresh_bypasses_the_cache_and_renews_it(aws: None) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    client.create_secret(Name="tl-key", SecretString="tlk_one")
+    counting = CountingSecrets(client)
+    provider = SecretApiKeyProvider(counting, "tl-key", clock=ManualClock())  # type: ignore[arg-type]
+    assert provider.get() == "tlk_one"
+    client.put_secret_value(SecretId="tl-key", SecretString='{"api_key": "tlk_two"}')
+    assert provider.refresh() == "tlk_two"
+    assert (provider.get(), counting.reads) == ("tlk_two", 2)
+
+
+def test_a_binary_secret_holds_the_key_too(aws: None) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    client.create_secret(Name="hook", SecretBinary=b'{"secret": "whsec_1"}')
+    assert SecretApiKeyProvider(client, "hook", json_field="secret").get() == "whsec_1"
+
+
+def test_a_missing_secret_is_a_configuration_error_naming_it(aws: None) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    with pytest.raises(ConfigurationError, match="secret absent cannot be read: ResourceNotFoundException"):
+        SecretApiKeyProvider(client, "absent").get()
+
+
+def test_a_throttled_read_is_raised_as_the_aws_error_and_nothing_is_cached(aws: None) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    client.create_secret(Name="tl-key", SecretString="tlk_one")
+    provider = SecretApiKeyProvider(client, "tl-key", clock=ManualClock())
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetSecretValue")
+    with patch.object(client, "get_secret_value", side_effect=throttled), pytest.raises(ClientError):
+        provider.get()
+    assert provider.get() == "tlk_one"
+
+
+def test_the_provider_never_shows_the_key(aws: None) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    client.create_secret(Name="tl-key", SecretString="tlk_secret_value")
+    provider = SecretApiKeyProvider(client, "tl-key")
+    provider.get()
+    assert "tlk_secret_value" not in repr(provider) + str(provider)
