@@ -5,8 +5,9 @@ first as pip compiles site-packages; the OS file cache warm after one uncounted 
 sees: the standard library, the layer's packages (shared/requirements.txt and what they require, linked from this
 environment) and the project's package, not the rest of the development environment (with click and pygments
 installed, ``import httpx`` loads click for its command line, ~15 ms on both sides of every ratio, none in Lambda):
-- each handler file (``functions/<name>/<name>_handler.py``) imported by path, as the Lambda runtime does, against
-  the import floor ``import boto3, pydantic`` (a handler module builds no client and needs no httpx yet);
+- each handler module (``functions/<name>/<name>_handler.py``) imported by name from its folder, as the Lambda
+  runtime's bootstrap does (``importlib.import_module``), against the import floor ``import boto3, pydantic`` (a
+  handler module builds no client and needs no httpx yet);
 - each handler imported, its runtime built (the template's environment; the secrets' providers made, none read)
   and its service made with every port that service holds loaded (the runtime builds each adapter on first use:
   resolving the ports the service was given, and theirs, loads what its first invocation loads) and the DynamoDB
@@ -15,7 +16,9 @@ installed, ``import httpx`` loads click for its command line, ~15 ms on both sid
   TLS context) on first use, as boto3 makes its connection pool, so neither side counts one.
 Each round measures every target once, in a shuffled order; a target's ratio in a round is its time over its
 floor's in the same round, and the reported ratio is the median over rounds (load drifts between rounds, not within
-one target's pairing). Only the import (and build) is timed, not interpreter start-up.
+one target's pairing). Only the import (and build) is timed, not interpreter start-up. A reference row, the floor
+with one pydantic model defined and used, shows how much of every ratio is pydantic's own first model. The
+quartiles of each target's ratios show the machine's noise (on a shared 2-core VM a floor run varies by +-20 %).
 
 Prints a table, then one line:
   handler_imports: max_ratio=... max_ratio_with_runtime=...
@@ -46,11 +49,13 @@ IMPORT_FLOOR = "floor (import)"
 IMPORT_FLOOR_STATEMENT = "import boto3, pydantic"
 FLOOR = "floor"
 FLOOR_STATEMENT = "import boto3, httpx, pydantic; boto3.client('dynamodb', region_name='us-east-1')"
-IMPORT_BY_FILE = (
-    "import importlib.util, sys\n"
-    "spec = importlib.util.spec_from_file_location({name!r}, {path!r})\n"
-    "module = importlib.util.module_from_spec(spec); sys.modules[{name!r}] = module; spec.loader.exec_module(module)"
-)
+# For reading the ratios, not part of the summary: ``import pydantic`` is lazy (pydantic 2 loads its machinery at
+# the first model), so the floor pays almost nothing for it; this row is the floor plus one model used.
+PYDANTIC_USED = "floor + one pydantic model (reference)"
+PYDANTIC_USED_STATEMENT = FLOOR_STATEMENT + "\nclass Model(pydantic.BaseModel):\n    seconds: float\nModel(seconds=1.0)"
+# As the Lambda runtime's bootstrap (awslambdaric ``_get_handler``) loads a handler: its folder (the task root) on
+# sys.path, the module imported by name.
+IMPORT_HANDLER = "import importlib, sys\nsys.path.insert(0, {folder!r})\nimportlib.import_module({name!r})"
 BUILD_RUNTIME = """
 import os
 from videobatch.config import Settings
@@ -101,9 +106,9 @@ ENVIRONMENT = {
 
 
 def targets() -> dict[str, str]:
-    found = {IMPORT_FLOOR: IMPORT_FLOOR_STATEMENT, FLOOR: FLOOR_STATEMENT}
+    found = {IMPORT_FLOOR: IMPORT_FLOOR_STATEMENT, FLOOR: FLOOR_STATEMENT, PYDANTIC_USED: PYDANTIC_USED_STATEMENT}
     for path in sorted(ROOT.glob("functions/*/*_handler.py")):
-        statement = IMPORT_BY_FILE.format(name=path.stem, path=str(path))
+        statement = IMPORT_HANDLER.format(folder=str(path.parent), name=path.stem)
         found[f"{path.parent.name}"] = statement
         if path.parent.name not in SERVICE_FACTORIES:
             raise SystemExit(f"handler_imports: no service factory listed for {path.parent.name}")
@@ -178,14 +183,16 @@ def main() -> None:
         seconds = {label: measure_seconds(statements[label]) for label in order}
         for label, value in seconds.items():
             times[label].append(value)
-            floor = FLOOR if label == FLOOR or "+ runtime" in label else IMPORT_FLOOR
+            floor = FLOOR if label in (FLOOR, PYDANTIC_USED) or "+ runtime" in label else IMPORT_FLOOR
             ratios[label].append(value / seconds[floor])
     print(f"cold start, {rounds} rounds (every target once per round, shuffled); ratio = time / floor, same round")
     print(f"{IMPORT_FLOOR} = {IMPORT_FLOOR_STATEMENT} (for the handler imports)")
     print(f"{FLOOR} = {FLOOR_STATEMENT} (for the handlers + runtime)")
     for label in statements:
         median_ms = statistics.median(times[label]) * 1000
-        print(f"{label:28s} {median_ms:8.1f} ms  median ratio {statistics.median(ratios[label]):5.2f}x")
+        low, _, high = statistics.quantiles(ratios[label], n=4) if rounds > 1 else [ratios[label][0]] * 3
+        ratio = statistics.median(ratios[label])
+        print(f"{label:40s} {median_ms:8.1f} ms  median ratio {ratio:5.2f}x  (quartiles {low:.2f}-{high:.2f})")
     plain = [statistics.median(ratios[label]) for label in statements if "floor" not in label and "+" not in label]
     built = [statistics.median(ratios[label]) for label in statements if "+ runtime" in label]
     print(f"handler_imports: max_ratio={max(plain):.2f} max_ratio_with_runtime={max(built):.2f}")

@@ -26,7 +26,8 @@ from videobatch.handler import Event, LambdaContext, lambda_handler
 from videobatch.runtime import get_runtime
 
 
-# A NamedTuple, not a dataclass: Lambda imports the handler file by path, and dataclasses look their module up.
+# A NamedTuple, not a dataclass: tests load this file by path without registering it in sys.modules, and
+# dataclasses look their module up there.
 class UrlRequest(NamedTuple):
     method: str
     headers: dict[str, str]

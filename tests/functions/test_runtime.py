@@ -129,3 +129,47 @@ def test_a_function_runtime_makes_botocore_clients_and_never_imports_boto3(env: 
     assert made == "botocore.client us-east-1 {'mode': 'standard', 'total_max_attempts': 6}"
     assert presigned == "True"  # SigV4, the key encoded: botocore's presigner, as boto3's client has it
     assert loaded == "[]"
+
+
+# Building a model's validator is most of what a model costs at import (~4 ms each here): only the models a cold
+# start validates may be built by then, every other one defers it to first use (``defer_build=True``).
+BUILT_MODELS_PROBE = """
+import os, sys
+import pydantic
+from videobatch.config import Settings
+from videobatch import runtime
+built = runtime.build_runtime(Settings.from_env(os.environ))
+def load(obj, seen):
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    target = obj._resolve() if isinstance(obj, runtime._Deferred) else obj
+    for value in vars(target).values() if hasattr(target, "__dict__") else ():
+        if isinstance(value, runtime._Deferred) or type(value).__module__.startswith("videobatch.services"):
+            load(value, seen)
+for factory in ("ingest_service", "deletion_service", "asset_check_service", "flush_service", "batch_check_service",
+                "sweep_service", "webhook_service", "reconcile_service"):
+    load(getattr(built, factory)(), set())
+def models(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from models(sub)
+print(sorted({m.__qualname__ for m in models(pydantic.BaseModel)
+              if m.__module__.startswith("videobatch") and m.__pydantic_complete__}))
+"""
+
+
+def test_a_cold_start_builds_only_the_validators_it_uses(env: None) -> None:
+    import os
+    import subprocess
+    import sys
+
+    probe = subprocess.run(
+        [sys.executable, "-c", BUILT_MODELS_PROBE],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, WEBHOOK_SECRET="hook"),
+        check=True,
+    )
+    # The settings and profiles are validated at build, the requeue policy is made for the services holding one.
+    assert probe.stdout.strip() == str(["AnalysisOptions", "Profile", "ProfileSet", "RequeuePolicy", "Settings"])

@@ -16,7 +16,7 @@ REASON_LIMIT = 500
 
 
 class PipelineControl(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     paused: bool = False
     reason: str | None = None

@@ -37,7 +37,7 @@ OUTCOME_STATES: Final[tuple[OutcomeState, ...]] = ("done", "failed")
 class ResultUsage(BaseModel):
     """What one video's analysis used: its windows' content seconds, the windows, and the tokens TwelveLabs billed."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     content_seconds: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     windows: int = Field(default=0, ge=0)
@@ -48,7 +48,7 @@ class ResultUsage(BaseModel):
 class Outcome(BaseModel):
     """One item that reached ``done`` or ``failed``, as the ledger journals it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     item_id: str
     bucket: str
@@ -107,7 +107,7 @@ def slot_of(moment: datetime) -> int:
 class DayTotals(BaseModel):
     """Outcomes of one UTC day (or the change to add to one: ``of_outcomes``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     day: date
     done: int = 0
@@ -164,7 +164,7 @@ def days_back(now: datetime, count: int) -> list[date]:
 class Throughput(BaseModel):
     """Outcomes within a window ending now, from the 5-minute slots."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     window_seconds: float = Field(gt=0)
     done: int = 0

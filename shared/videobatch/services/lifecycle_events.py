@@ -40,7 +40,7 @@ DELETE_MARKER_CREATED: Final = "Delete Marker Created"
 
 
 class _AwsModel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, defer_build=True)
 
 
 class DeletedObject(_AwsModel):
@@ -73,7 +73,7 @@ def parse_s3_event(message: str | Mapping[str, Any]) -> ObjectCreatedEvent | Obj
 
 
 class DeletionResult(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     key: str
     items_failed: int = 0  # not submitted yet: failed source_deleted

@@ -55,7 +55,7 @@ class ObjectInfo(BaseModel):
 class ListedVersion(BaseModel):
     """One entry of a bucket listing by version (ListObjectVersions): an object version or a delete marker."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     key: str
     version_id: str | None = None  # None: the object of an unversioned bucket ("null" in S3's answers)
