@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import boto3
@@ -81,15 +84,16 @@ print(type(built.replays._resolve()).__name__, built.replays._resolve() is built
 """
 
 
-def test_the_runtime_loads_an_adapter_only_when_a_handler_first_uses_it(env: None) -> None:
-    import os
-    import subprocess
-    import sys
-
-    probe = subprocess.run(
-        [sys.executable, "-c", LAZY_PROBE], capture_output=True, text=True, env=dict(os.environ), check=True
+def fresh_interpreter(code: str, **environment: str) -> list[str]:
+    """The lines ``code`` prints in a new interpreter with this environment (plus ``environment``)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **environment}, check=True
     )
-    before, after, resolved = probe.stdout.splitlines()
+    return done.stdout.splitlines()
+
+
+def test_the_runtime_loads_an_adapter_only_when_a_handler_first_uses_it(env: None) -> None:
+    before, after, resolved = fresh_interpreter(LAZY_PROBE)
     assert before == "[]"  # no adapter, no TwelveLabs client, no httpx
     assert after == "['videobatch.adapters', 'videobatch.adapters.attributes', 'videobatch.adapters.dynamodb']"
     assert resolved == "DynamoReplayGuard True"  # built once, the adapter itself behind the port
@@ -114,18 +118,7 @@ print(sorted(m for m in sys.modules if m == "boto3" or m.startswith(("boto3.", "
 
 
 def test_a_function_runtime_makes_botocore_clients_and_never_imports_boto3(env: None) -> None:
-    import os
-    import subprocess
-    import sys
-
-    probe = subprocess.run(
-        [sys.executable, "-c", BOTOCORE_PROBE],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, WEBHOOK_SECRET="hook"),
-        check=True,
-    )
-    made, presigned, loaded = probe.stdout.splitlines()
+    made, presigned, loaded = fresh_interpreter(BOTOCORE_PROBE, WEBHOOK_SECRET="hook")
     assert made == "botocore.client us-east-1 {'mode': 'standard', 'total_max_attempts': 6}"
     assert presigned == "True"  # SigV4, the key encoded: botocore's presigner, as boto3's client has it
     assert loaded == "[]"
@@ -160,16 +153,6 @@ print(sorted({m.__qualname__ for m in models(pydantic.BaseModel)
 
 
 def test_a_cold_start_builds_only_the_validators_it_uses(env: None) -> None:
-    import os
-    import subprocess
-    import sys
-
-    probe = subprocess.run(
-        [sys.executable, "-c", BUILT_MODELS_PROBE],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, WEBHOOK_SECRET="hook"),
-        check=True,
-    )
+    (built,) = fresh_interpreter(BUILT_MODELS_PROBE, WEBHOOK_SECRET="hook")
     # The settings and profiles are validated at build, the requeue policy is made for the services holding one.
-    assert probe.stdout.strip() == str(["AnalysisOptions", "Profile", "ProfileSet", "RequeuePolicy", "Settings"])
+    assert built == str(["AnalysisOptions", "Profile", "ProfileSet", "RequeuePolicy", "Settings"])
