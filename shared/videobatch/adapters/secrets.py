@@ -79,7 +79,10 @@ class SecretApiKeyProvider:
             raise  # throttling, an outage: the invocation fails and is retried, as for any AWS call
         value = response.get("SecretString")
         if value is None and "SecretBinary" in response:
-            value = response["SecretBinary"].decode("utf-8", errors="replace")
+            try:
+                value = response["SecretBinary"].decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ConfigurationError(f"secret {self._name} is binary, not UTF-8 text") from error
         if not value or not value.strip():
             raise ConfigurationError(f"secret {self._name} holds no TwelveLabs API key")
         return value.strip()

@@ -132,6 +132,13 @@ def test_a_binary_secret_holds_the_key_too(aws: None) -> None:
     assert SecretApiKeyProvider(client, "hook", json_field="secret").get() == "whsec_1"
 
 
+def test_a_binary_secret_that_is_not_text_is_a_configuration_error(aws: None) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    client.create_secret(Name="tl-key", SecretBinary=b"\xff\xfe\x00key")
+    with pytest.raises(ConfigurationError, match="secret tl-key is binary, not UTF-8 text"):
+        SecretApiKeyProvider(client, "tl-key").get()
+
+
 def test_a_missing_secret_is_a_configuration_error_naming_it(aws: None) -> None:
     client = boto3.client("secretsmanager", region_name=REGION)
     with pytest.raises(ConfigurationError, match="secret absent cannot be read: ResourceNotFoundException"):
