@@ -62,22 +62,8 @@ from videobatch.config import Settings
 from videobatch import runtime as r
 rt = r.build_runtime(Settings.from_env(os.environ))  # the keys from Secrets Manager, as in Lambda
 r.set_runtime(rt)
-def load(obj, seen):
-    # Every deferred port the service holds, itself or through the services it holds (writer, recorder, ...).
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    if isinstance(obj, r._Deferred):
-        target = obj._resolve()  # and the ports it holds in turn (the TwelveLabs client's key provider)
-        for value in vars(target).values() if hasattr(target, "__dict__") else ():
-            if isinstance(value, r._Deferred):
-                load(value, seen)
-        return
-    for value in vars(obj).values() if hasattr(obj, "__dict__") else ():
-        if isinstance(value, r._Deferred) or type(value).__module__.startswith("videobatch.services"):
-            load(value, seen)
 for name in {factories!r}:
-    load(getattr(rt, name)(), set())
+    r.load_ports(getattr(rt, name)())
 rt.items._client.meta  # the DynamoDB client, made as the first call makes it
 """
 # The runtime factories each handler calls (functions/*/*_handler.py: ``get_runtime().<factory>()``).

@@ -132,17 +132,9 @@ import pydantic
 from videobatch.config import Settings
 from videobatch import runtime
 built = runtime.build_runtime(Settings.from_env(os.environ))
-def load(obj, seen):
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    target = obj._resolve() if isinstance(obj, runtime._Deferred) else obj
-    for value in vars(target).values() if hasattr(target, "__dict__") else ():
-        if isinstance(value, runtime._Deferred) or type(value).__module__.startswith("videobatch.services"):
-            load(value, seen)
 for factory in ("ingest_service", "deletion_service", "asset_check_service", "flush_service", "batch_check_service",
                 "sweep_service", "webhook_service", "reconcile_service"):
-    load(getattr(built, factory)(), set())
+    runtime.load_ports(getattr(built, factory)())
 def models(cls):
     for sub in cls.__subclasses__():
         yield sub
